@@ -217,7 +217,10 @@ CSRF_FAILURE_VIEW = "apps.identity.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
 SECURE_HSTS_SECONDS = 31536000 if IS_HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+# The portal's own subdomains (if any) are its own; application hosts are
+# usually siblings, which these flags do not touch.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = IS_HTTPS
+SECURE_HSTS_PRELOAD = IS_HTTPS
 # TLS is usually terminated by a load balancer in front of the portal.
 SECURE_SSL_REDIRECT = False
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if IS_HTTPS else None

@@ -27,5 +27,8 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         if settings.IS_HTTPS:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+            response.headers.setdefault(
+                "Strict-Transport-Security",
+                "max-age=31536000; includeSubDomains; preload",
+            )
         return response
