@@ -15,6 +15,7 @@ from apps.audit.service import record_event
 from apps.identity import pin as pins
 from apps.identity.admission import launcher_entries
 from apps.identity.forms import EmailForm, PinForm
+from apps.identity.middleware import csp_with_form_targets
 from apps.identity.ratelimit import consume
 from apps.identity.sessions import (
     end_request_session,
@@ -69,6 +70,17 @@ def continue_after_login(
     return HttpResponseRedirect("/")
 
 
+def _form_targets(response: HttpResponse, next_value: str) -> HttpResponse:
+    """Let the page's forms lead to the handoff of the app in ``next``."""
+    ret = read_return(next_value)
+    app = get_snapshot().apps.get(ret.app_id) if ret is not None else None
+    if ret is not None and app is not None and ret.host in app.hosts:
+        response.headers["Content-Security-Policy"] = csp_with_form_targets(
+            app.public_origin(ret.host)
+        )
+    return response
+
+
 def _login_context(next_value: str, **extra: Any) -> dict[str, Any]:
     ret = read_return(next_value)
     signed = next_value if ret is not None else ""
@@ -93,7 +105,8 @@ def _login_page(
 ) -> HttpResponse:
     context = _login_context(next_value, **extra)
     context.setdefault("form", EmailForm(initial={"next": context["next"]}))
-    return render(request, "identity/login.html", context, status=status)
+    response = render(request, "identity/login.html", context, status=status)
+    return _form_targets(response, context["next"])
 
 
 @require_GET
@@ -145,7 +158,8 @@ def _pin_page(
             "error": error,
         }
     )
-    return render(request, "identity/pin.html", context, status=status)
+    response = render(request, "identity/pin.html", context, status=status)
+    return _form_targets(response, context["next"])
 
 
 _PIN_MESSAGES = {
