@@ -165,7 +165,7 @@ def complete_github_login(
 ) -> HttpResponse:
     from apps.identity.pin import member_for
     from apps.identity.sessions import establish_session
-    from apps.identity.views import continue_after_login
+    from apps.identity.views import _app_slug, continue_after_login
 
     login = str(sociallogin.account.extra_data.get("login") or "")
     email = primary_verified_email(sociallogin)
@@ -212,6 +212,7 @@ def complete_github_login(
     record_event(
         "login_succeeded",
         actor=email,
+        application=_app_slug(ret),
         client_ip=ip,
         outcome="ok",
         detail={"method": "github", "username": login},

@@ -61,4 +61,4 @@ class PortalCsrfViewMiddleware(CsrfViewMiddleware):
             and request.META.get("HTTP_SEC_FETCH_SITE") == "same-origin"
         ):
             return True
-        return super()._origin_verified(request)
+        return super()._origin_verified(request)  # type: ignore[misc]

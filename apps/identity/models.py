@@ -54,6 +54,8 @@ class PinDevice(Device):
         ]
 
     def verify_token(self, token: object) -> bool:
-        from apps.identity.pin import PinCheck, check_pin
-
-        return check_pin(self, str(token)) is PinCheck.OK
+        # Never a second factor: django-otp's admin form looks devices up by
+        # id without regard to ``confirmed``, and an emailed PIN must not
+        # stand in for an administrator's TOTP. Members sign in through
+        # ``apps.identity.pin.check_pin``.
+        return False

@@ -12,7 +12,9 @@ sent. That way neither the answer nor its timing tells a stranger which
 addresses may sign in.
 
 Limitations: a queued job is lost if the process dies before it runs; the
-member then asks for another code.
+member then asks for another code. Five wrong tries kill one code, and the
+per-address send limit bounds how many codes an address gets, so an attacker
+has at most 25 guesses an hour at one address (a one-in-40,000 chance).
 """
 
 from __future__ import annotations
