@@ -81,6 +81,12 @@ def _form_targets(response: HttpResponse, next_value: str) -> HttpResponse:
     return response
 
 
+def _login_url(next_value: str) -> str:
+    if read_return(next_value) is None:
+        return "/login/"
+    return f"/login/?next={quote(next_value, safe='')}"
+
+
 def _login_context(next_value: str, **extra: Any) -> dict[str, Any]:
     ret = read_return(next_value)
     signed = next_value if ret is not None else ""
@@ -120,10 +126,13 @@ def login_page(request: HttpRequest) -> HttpResponse:
     return _login_page(request, next_value)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def pin_request(request: HttpRequest) -> HttpResponse:
     if not settings.PIN_LOGIN_ENABLED:
         raise Http404
+    if request.method == "GET":
+        # A reload or a bookmark of the code page: start again.
+        return HttpResponseRedirect(_login_url(request.GET.get("next", "")))
     form = EmailForm(request.POST)
     next_value = request.POST.get("next", "")
     if not form.is_valid():
@@ -293,12 +302,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
         # offer the sign-in form. Signing someone out by a link is harmless
         # here; they can only sign in again.
         _end_session(request, "switch")
-        ret = read_return(request.GET.get("next", ""))
-        if ret is not None:
-            return HttpResponseRedirect(
-                f"/login/?next={quote(request.GET['next'], safe='')}"
-            )
-        return HttpResponseRedirect("/login/")
+        return HttpResponseRedirect(_login_url(request.GET.get("next", "")))
     if request.GET.get("done") or session_identity(request) is None:
         return _signed_out(request)
     return render(request, "identity/logout.html", {"facts": session_identity(request)})

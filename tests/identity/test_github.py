@@ -231,3 +231,14 @@ def test_read_memberships_next_link_to_other_host_refused(
 def test_read_memberships_bad_token_raises(github_on: FakeGitHub) -> None:
     with pytest.raises(github.GitHubError):
         github.read_memberships("not-a-token")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/accounts/github/login/", "/accounts/github/login/callback/?code=a&state=b"],
+)
+def test_github_disabled_endpoints_404(client: Client, settings, path: str) -> None:  # type: ignore[no-untyped-def]
+    settings.GITHUB_LOGIN_ENABLED = False
+
+    assert client.post(path).status_code == 404
+    assert client.get(path).status_code == 404

@@ -75,6 +75,16 @@ def acme_echo(live_db, upstream: UpstreamServer) -> None:  # type: ignore[no-unt
     )
 
 
+@pytest.fixture
+def vault(live_db, upstream: UpstreamServer) -> None:  # type: ignore[no-untyped-def]
+    create_app(
+        "vault",
+        "vault.localhost",
+        upstream=upstream.url,
+        include=[("email", "boss@corp.example")],
+    )
+
+
 def _wait_for_pin(address: str, timeout: float = 10.0) -> str:
     """The PIN in the newest mail to ``address`` in the file backend's folder."""
     folder = Path(settings.EMAIL_FILE_PATH or "")
@@ -127,8 +137,8 @@ def test_pin_signin_lands_on_original_path_then_logout_requires_login(  # type: 
     assert page.url.startswith(f"{portal.url}/login/?next=")
 
 
-def test_pin_signin_wrong_code_shows_error_and_stays(  # type: ignore[no-untyped-def]
-    corp_echo, portal: Portal, upstream: UpstreamServer, browser_page
+def test_pin_signin_wrong_code_then_denied_app_offers_switch(  # type: ignore[no-untyped-def]
+    corp_echo, vault, portal: Portal, upstream: UpstreamServer, browser_page
 ) -> None:
     email = f"bob-{uuid.uuid4().hex[:8]}@corp.example"
     page = browser_page
@@ -145,6 +155,17 @@ def test_pin_signin_wrong_code_shows_error_and_stays(  # type: ignore[no-untyped
     page.click("button:has-text('Sign in')")
     page.wait_for_url(f"{portal.url}/")
     assert "http://echo.localhost:" in page.content()
+    assert "vault.localhost" not in page.content()
+
+    # An application this member may not use: the 403 page names the account
+    # and "use another account" ends the login and shows the sign-in form.
+    page.goto(f"{portal.app_url('vault.localhost')}/")
+    assert "Access denied" in page.content()
+    assert email in page.content()
+    page.click("text=Use another account")
+    page.wait_for_url(f"{portal.url}/login/")
+    page.goto(f"{portal.app_url('echo.localhost')}/")
+    assert page.url.startswith(f"{portal.url}/login/?next=")
 
 
 def test_github_signin_allowed_org_reaches_upstream(  # type: ignore[no-untyped-def]

@@ -440,3 +440,24 @@ def test_logout_switch_bad_next_goes_to_plain_login(client: Client) -> None:
     resp = client.get("/logout/?switch=1&next=//evil.example")
 
     assert resp["Location"] == "/login/"
+
+
+def test_pin_request_get_redirects_to_login(client: Client) -> None:
+    resp = client.get("/login/pin/")
+
+    assert resp.status_code == 302
+    assert resp["Location"] == "/login/"
+
+
+def test_pin_request_stranger_no_member_no_mail(
+    client: Client, corp_app, inline_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    resp = _request_pin(client, "a@notcorp.example")
+
+    assert resp.status_code == 200
+    assert inline_jobs == ["job"]
+    assert mail.outbox == []
+    assert not get_user_model().objects.exists()
+    assert not AuditEvent.objects.filter(kind="pin_sent").exists()
