@@ -166,7 +166,7 @@ def send_pin(email: str, client_ip: str | None) -> None:
         return
     user = member_for(email)
     if user is None:
-        logger.warning("PIN not sent: the address belongs to a staff account")
+        logger.warning("PIN not sent: the account is staff or inactive")
         return
     device, _ = PinDevice.objects.get_or_create(
         user=user, defaults={"name": "e-mail PIN", "confirmed": False}
