@@ -13,6 +13,6 @@ urlpatterns = [
     path(".accessportal/authorized", proxy_views.authorized, name="app-authorized"),
     path(".accessportal/logout", proxy_views.app_logout, name="app-logout"),
     path(".accessportal/identity", proxy_views.identity, name="app-identity"),
-    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("apps.identity.github_urls")),
     path("", include("apps.identity.urls")),
 ]
