@@ -1,0 +1,116 @@
+"""The admin site: staff only, TOTP outside demo mode, throttled sign-in.
+
+``accessportal.admin_apps.PortalAdminConfig`` makes ``PortalAdminSite``
+the default ``admin.site``, so every app's ``admin.py`` registers on it
+unchanged. Outside demo mode the
+login form asks for a one-time code from a device enrolled with
+``manage.py enroll_totp``, and only a session verified by such a device may
+use the admin (django-otp's ``OTPAdminSite``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.sites import AdminSite
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+from accessportal import admin_throttle
+from apps.audit.service import record_event
+from apps.proxy.clientip import client_ip
+
+logger = logging.getLogger(__name__)
+
+
+def request_ip(request: HttpRequest) -> str | None:
+    address = client_ip(request.META, settings.TRUSTED_PROXY_COUNT)
+    return str(address) if address is not None else None
+
+
+def actor_of(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    return user.get_username() if user is not None else ""
+
+
+class PortalAdminSite(OTPAdminSite):
+    site_header = "Access Portal administration"
+    site_title = "Access Portal admin"
+    index_title = "Applications, policies, tokens and audit"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+
+    # Read on every request (not fixed at import) so that the mode a process
+    # runs in is the mode its admin enforces.
+    @property  # type: ignore[override]
+    def login_form(self) -> type[AdminAuthenticationForm]:
+        if settings.DEMO:
+            return AdminAuthenticationForm
+        return OTPAdminAuthenticationForm
+
+    @property  # type: ignore[override]
+    def login_template(self) -> str:
+        return "admin/login.html" if settings.DEMO else "otp/admin111/login.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        if not AdminSite.has_permission(self, request):
+            return False
+        return settings.DEMO or bool(request.user.is_verified())  # type: ignore[union-attr]
+
+    def login(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method != "POST":
+            return super().login(request, extra_context)
+        username = str(request.POST.get("username", ""))[:150]
+        ip = request_ip(request) or "unknown"
+        if admin_throttle.is_blocked(username, ip):
+            logger.warning("admin sign-in throttled for a name from %s", ip)
+            record_event(
+                "admin_login_throttled",
+                actor=username,
+                client_ip=request_ip(request),
+                outcome="throttled",
+            )
+            context = {**self.each_context(request), "title": "Too many attempts"}
+            return TemplateResponse(
+                request, "admin/login_throttled.html", context, status=429
+            )
+        response = super().login(request, extra_context)
+        if response.status_code in (301, 302) and self.has_permission(request):
+            admin_throttle.clear_user(username, ip)
+            logger.info("admin %s signed in", request.user.get_username())
+            record_event(
+                "admin_login",
+                actor=request.user.get_username(),
+                client_ip=request_ip(request),
+                outcome="ok",
+            )
+        else:
+            admin_throttle.register_failure(username, ip)
+            logger.warning("admin sign-in failed from %s", ip)
+            record_event(
+                "admin_login_failed",
+                actor=username,
+                client_ip=request_ip(request),
+                outcome="failed",
+            )
+        return response
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        from apps.policies.tester import policy_tester_view
+
+        extra = [
+            path(
+                "policy-tester/",
+                self.admin_view(policy_tester_view),
+                name="policy_tester",
+            )
+        ]
+        return extra + super().get_urls()
