@@ -17,7 +17,15 @@ from accessportal.admin_site import actor_of, request_ip
 from apps.audit.models import AuditEvent
 from apps.audit.service import record_event
 
-CSV_COLUMNS: list[Any] = ["time", "kind", "actor", "application", "client_ip", "outcome", "detail"]
+CSV_COLUMNS: list[Any] = [
+    "time",
+    "kind",
+    "actor",
+    "application",
+    "client_ip",
+    "outcome",
+    "detail",
+]
 
 
 def csv_cell(value: Any) -> str:

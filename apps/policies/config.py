@@ -287,7 +287,7 @@ def _raise_field_error(
     node: Node,
     where: str,
 ) -> NoReturn:
-    error_dict = getattr(exc, "error_dict", {"": exc.error_list})
+    error_dict = exc.error_dict if hasattr(exc, "error_dict") else {"": exc}
     name, errors = next(iter(error_dict.items()))
     message = " ".join(ValidationError(errors).messages)
     if name in entries:
@@ -307,6 +307,10 @@ def _read_app(
     for key in _REQUIRED_APP_KEYS:
         if key not in entries:
             raise ConfigError(f"{key!r} is required", _line(node), f"{where}.{key}")
+    slug = _scalar(reader, entries["slug"][1], f"{where}.slug", "text").strip()
+    if slug:
+        # Name the application by slug from here on: easier to find than [n].
+        where = f"applications[{slug}]"
     values: dict[str, Any] = {}
     for key in APP_FIELDS:
         if key not in entries:
@@ -323,11 +327,11 @@ def _read_app(
             values[key] = _scalar(reader, value_node, here, "a duration")
         else:
             values[key] = _scalar(reader, value_node, here, "text").strip()
-    slug = values["slug"]
-    where = f"applications[{slug}]"
 
     existing = Application.objects.filter(slug=slug).first()
     candidate = Application(pk=existing.pk if existing else None)
+    # Tell the unique checks this row exists, so it is not its own duplicate.
+    candidate._state.adding = existing is None
     for key, default in _app_defaults().items():
         setattr(candidate, key, values.get(key, default))
     try:
