@@ -28,6 +28,28 @@ from apps.proxy.clientip import client_ip
 logger = logging.getLogger(__name__)
 
 
+class PortalOTPAuthenticationForm(OTPAdminAuthenticationForm):
+    """Password plus a code; the device is picked from the code's shape.
+
+    django-otp wants the device chosen explicitly (trying every device would
+    count failures against unrelated ones). An admin typically has one
+    authenticator and maybe backup codes, so a code of digits goes to the
+    authenticator and any other code to the backup codes; the device list
+    still wins when the admin picks one.
+    """
+
+    def _chosen_device(self, user: Any) -> Any:
+        chosen = super()._chosen_device(user)
+        if chosen is not None:
+            return chosen
+        from django_otp.plugins.otp_static.models import StaticDevice
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        token = str(self.cleaned_data.get("otp_token") or "").strip()
+        model = TOTPDevice if token.isdigit() else StaticDevice
+        return model.objects.filter(user=user, confirmed=True).order_by("id").first()
+
+
 def request_ip(request: HttpRequest) -> str | None:
     address = client_ip(request.META, settings.TRUSTED_PROXY_COUNT)
     return str(address) if address is not None else None
@@ -52,7 +74,7 @@ class PortalAdminSite(OTPAdminSite):
     def login_form(self) -> type[AdminAuthenticationForm]:
         if settings.DEMO:
             return AdminAuthenticationForm
-        return OTPAdminAuthenticationForm
+        return PortalOTPAuthenticationForm
 
     @property  # type: ignore[override]
     def login_template(self) -> str:
@@ -61,7 +83,12 @@ class PortalAdminSite(OTPAdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         if not AdminSite.has_permission(self, request):
             return False
-        return settings.DEMO or bool(request.user.is_verified())  # type: ignore[union-attr]
+        if settings.DEMO:
+            return True
+        # OTPMiddleware adds is_verified; a user object set by a login in this
+        # very request lacks it and counts as unverified.
+        is_verified = getattr(request.user, "is_verified", None)
+        return callable(is_verified) and bool(is_verified())
 
     def login(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -83,7 +110,7 @@ class PortalAdminSite(OTPAdminSite):
                 request, "admin/login_throttled.html", context, status=429
             )
         response = super().login(request, extra_context)
-        if response.status_code in (301, 302) and self.has_permission(request):
+        if response.status_code in (301, 302) and request.user.is_authenticated:
             admin_throttle.clear_user(username, ip)
             logger.info("admin %s signed in", request.user.get_username())
             record_event(

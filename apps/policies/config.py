@@ -287,7 +287,7 @@ def _raise_field_error(
     node: Node,
     where: str,
 ) -> NoReturn:
-    error_dict = exc.error_dict if hasattr(exc, "error_dict") else {"": exc}
+    error_dict = exc.error_dict if hasattr(exc, "error_dict") else {"": [exc]}
     name, errors = next(iter(error_dict.items()))
     message = " ".join(ValidationError(errors).messages)
     if name in entries:

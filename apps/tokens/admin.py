@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 
 from accessportal.admin_site import actor_of
@@ -118,7 +119,7 @@ class ServiceTokenAdmin(AuditedAdmin):
             **extra,
         }
 
-    @never_cache
+    @method_decorator(never_cache)
     def add_view(
         self,
         request: HttpRequest,
@@ -153,7 +154,7 @@ class ServiceTokenAdmin(AuditedAdmin):
             request, "admin/tokens/servicetoken/issue.html", context
         )
 
-    @never_cache
+    @method_decorator(never_cache)
     def rotate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         token = get_object_or_404(ServiceToken, pk=object_id)
         if not self.has_change_permission(request, token):
