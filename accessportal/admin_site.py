@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.sites import AdminSite
 from django.http import HttpRequest, HttpResponse
@@ -22,8 +23,8 @@ from django.urls import URLPattern, URLResolver, path
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from accessportal import admin_throttle
+from apps.audit.adminlog import AuditMixin, request_ip
 from apps.audit.service import record_event
-from apps.proxy.clientip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +49,6 @@ class PortalOTPAuthenticationForm(OTPAdminAuthenticationForm):
         token = str(self.cleaned_data.get("otp_token") or "").strip()
         model = TOTPDevice if token.isdigit() else StaticDevice
         return model.objects.filter(user=user, confirmed=True).order_by("id").first()
-
-
-def request_ip(request: HttpRequest) -> str | None:
-    address = client_ip(request.META, settings.TRUSTED_PROXY_COUNT)
-    return str(address) if address is not None else None
-
-
-def actor_of(request: HttpRequest) -> str:
-    user = getattr(request, "user", None)
-    return user.get_username() if user is not None else ""
 
 
 class PortalAdminSite(OTPAdminSite):
@@ -129,6 +120,16 @@ class PortalAdminSite(OTPAdminSite):
                 outcome="failed",
             )
         return response
+
+    def register(
+        self, model_or_iterable: Any, admin_class: Any = None, **options: Any
+    ) -> None:
+        admin_class = admin_class or ModelAdmin
+        if not issubclass(admin_class, AuditMixin):
+            admin_class = type(
+                f"Audited{admin_class.__name__}", (AuditMixin, admin_class), {}
+            )
+        super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         from apps.policies.tester import policy_tester_view

@@ -13,7 +13,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from accessportal.admin_site import actor_of, request_ip
+from apps.audit.adminlog import actor_of, request_ip
 from apps.audit.models import AuditEvent
 from apps.audit.service import record_event
 

@@ -1,20 +1,33 @@
 """Admin edits as audit events, beside Django's own LogEntry.
 
-``AuditedAdmin`` hooks the three places Django's admin reports a change
+``AuditMixin`` hooks the three places Django's admin reports a change
 (``log_addition``, ``log_change``, ``log_deletions``), so every add, change
-and delete made through any admin page, inline included, leaves an
-``AuditEvent`` naming the admin who made it.
+and delete made through an admin page, inline included, leaves an
+``AuditEvent`` naming the admin who made it. The portal's admin site mixes it
+into every model admin it registers, third-party ones (django-otp's devices,
+groups) included, so no page can change data unaudited.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
-from accessportal.admin_site import actor_of, request_ip
 from apps.audit.service import record_event
+from apps.proxy.clientip import client_ip
+
+
+def request_ip(request: HttpRequest) -> str | None:
+    address = client_ip(request.META, settings.TRUSTED_PROXY_COUNT)
+    return str(address) if address is not None else None
+
+
+def actor_of(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    return user.get_username() if user is not None else ""
 
 
 def application_of(obj: Any) -> str:
@@ -50,7 +63,13 @@ def record_admin_event(
     )
 
 
-class AuditedAdmin(admin.ModelAdmin):
+# Type-checked as a ModelAdmin, mixed in ahead of one at run time.
+_Base = admin.ModelAdmin if TYPE_CHECKING else object
+
+
+class AuditMixin(_Base):  # type: ignore[misc,valid-type]
+    """Mixed into a ``ModelAdmin``: record its saves and deletions."""
+
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         record_admin_event(request, "admin_add", obj, changes=message)
         return super().log_addition(request, obj, message)
@@ -63,3 +82,7 @@ class AuditedAdmin(admin.ModelAdmin):
         for obj in queryset:
             record_admin_event(request, "admin_delete", obj)
         return super().log_deletions(request, queryset)
+
+
+class AuditedAdmin(AuditMixin, admin.ModelAdmin):
+    pass

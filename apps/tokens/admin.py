@@ -22,8 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 
-from accessportal.admin_site import actor_of
-from apps.audit.adminlog import AuditedAdmin
+from apps.audit.adminlog import AuditedAdmin, actor_of
 from apps.tokens.models import ServiceToken
 from apps.tokens.service import issue_token, revoke_token, rotate_token
 

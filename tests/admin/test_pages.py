@@ -316,3 +316,21 @@ def test_user_add_is_audited(staff_client: Client) -> None:
     event = AuditEvent.objects.get(kind="admin_add")
     assert event.detail["model"] == "auth.user"
     assert "a-long-enough-password-1" not in str(event.detail)
+
+
+def test_every_registered_admin_is_audited() -> None:
+    from django.contrib import admin
+
+    from apps.audit.adminlog import AuditMixin
+
+    assert admin.site._registry
+    for model, model_admin in admin.site._registry.items():
+        assert isinstance(model_admin, AuditMixin), model
+
+
+def test_group_add_through_third_party_admin_is_audited(staff_client: Client) -> None:
+    response = staff_client.post(reverse("admin:auth_group_add"), {"name": "ops"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(kind="admin_add")
+    assert event.detail["model"] == "auth.group"
+    assert event.actor == "root"
