@@ -308,3 +308,10 @@ def test_export_config_never_contains_tokens_or_keys() -> None:
     assert issued.client_id not in exported
     assert "ci-bot" not in exported
     assert key.kid not in exported and "PRIVATE" not in exported
+
+
+def test_docs_example_applies_cleanly() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert len(apply_config(example).changes) == 9
+    assert apply_config(example).is_empty
