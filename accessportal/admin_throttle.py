@@ -8,7 +8,10 @@ attempts for that username or address until the window ends.
 Limitations: a fixed window lets an attacker make up to ``2 * LIMIT`` guesses
 across a window boundary. The username is taken as typed (lowercased), so
 guesses against many different names are limited only by the address
-counter, which an attacker with many addresses can spread out.
+counter, which an attacker with many addresses can spread out. When the
+client address cannot be told (a wrong ``TRUSTED_PROXY_COUNT``), every such
+request shares one address counter, so failures from anyone can lock out
+everyone without a known address for the window.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 
 from apps.audit.adminlog import AuditedAdmin, actor_of
+from apps.proxy.revocation import revoke_token_now
 from apps.tokens.models import ServiceToken
 from apps.tokens.service import issue_token, revoke_token, rotate_token
 
@@ -205,6 +206,19 @@ class ServiceTokenAdmin(AuditedAdmin):
         return reverse(
             f"{self.admin_site.name}:tokens_servicetoken_change", args=[token.pk]
         )
+
+    def delete_model(self, request: HttpRequest, obj: ServiceToken) -> None:
+        # Refuse the token at once everywhere, not at each instance's next
+        # configuration poll.
+        revoke_token_now(obj.pk)
+        super().delete_model(request, obj)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[ServiceToken]
+    ) -> None:
+        for token_id in queryset.values_list("pk", flat=True):
+            revoke_token_now(token_id)
+        super().delete_queryset(request, queryset)
 
     @admin.action(description="Revoke the selected tokens")
     def revoke_selected(

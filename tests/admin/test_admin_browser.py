@@ -69,6 +69,12 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def submit(page: Any, selector: str) -> None:
+    """Click and wait for the next page to load fully."""
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def code_for(device: TOTPDevice) -> str:
     value = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
     return f"{value:0{device.digits}d}"
@@ -88,7 +94,7 @@ def test_admin_browser_add_app_with_policy_and_issue_token(
     page.fill("#id_username", "root")
     page.fill("#id_password", "pw-" * 5)
     page.fill("#id_otp_token", code_for(device))
-    page.click("input[type=submit]")
+    submit(page, "input[type=submit]")
     page.wait_for_url(f"{portal.url}/admin/")
     page.wait_for_selector("#site-name")
     assert "Policy tester" in page.content()
@@ -102,7 +108,7 @@ def test_admin_browser_add_app_with_policy_and_issue_token(
     page.fill("#id_policies-0-name", "staff")
     page.select_option("#id_policies-0-action", "allow")
     page.fill("#id_policies-0-rules_text", "include ip_range 10.0.0/8")
-    page.click("input[name=_save]")
+    submit(page, "input[name=_save]")
     body = page.content()
     assert "http:// or https://" in body
     assert "is not a CIDR range" in body
@@ -113,7 +119,7 @@ def test_admin_browser_add_app_with_policy_and_issue_token(
         "#id_policies-0-rules_text",
         "include email_domain corp.example\nrequire ip_range 10.0.0.0/8",
     )
-    page.click("input[name=_save]")
+    submit(page, "input[name=_save]")
     page.wait_for_selector(".messagelist")
     app = Application.objects.get(slug="metabase")
     rules = set(app.policies.get(name="staff").rules.values_list("selector", "value"))
@@ -121,7 +127,7 @@ def test_admin_browser_add_app_with_policy_and_issue_token(
 
     page.goto(f"{portal.url}/admin/tokens/servicetoken/add/")
     page.fill("#id_name", "deploy-bot")
-    page.click("input[type=submit]")
+    submit(page, "input[type=submit]")
     secret = page.inner_text("#client-secret")
     assert len(secret) >= 40
     assert ServiceToken.objects.filter(name="deploy-bot").exists()

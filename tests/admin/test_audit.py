@@ -133,3 +133,13 @@ def test_audit_csv_export_is_itself_audited(staff_client: Client, events: list) 
     event = AuditEvent.objects.get(kind="audit_exported")
     assert event.actor == "root"
     assert event.detail["filters"] == "kind=login"
+
+
+def test_audit_actor_box_keeps_other_filters(
+    staff_client: Client, events: list
+) -> None:
+    page = staff_client.get(
+        reverse("admin:audit_auditevent_changelist") + "?kind=login"
+    ).content.decode()
+    assert '<input type="hidden" name="kind" value="login">' in page
+    assert 'name="actor"' in page

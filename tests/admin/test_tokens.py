@@ -134,3 +134,16 @@ def test_token_change_name_audited(staff_client: Client) -> None:
     assert response.status_code == 302
     event = AuditEvent.objects.get(kind="admin_change")
     assert event.detail["object"] == "new-name"
+
+
+def test_token_delete_revokes_at_once_and_audits(staff_client: Client) -> None:
+    from apps.proxy.revocation import is_token_revoked
+
+    token = issue_token("gone").token
+    response = staff_client.post(
+        reverse("admin:tokens_servicetoken_delete", args=[token.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not ServiceToken.objects.exists()
+    assert is_token_revoked(token.pk)
+    assert AuditEvent.objects.get(kind="admin_delete").detail["object"] == "gone"
