@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -133,6 +134,28 @@ def _parse_upstream(raw: str) -> Upstream:
     return Upstream(scheme, parts.hostname or "", port, parts.path.rstrip("/"))
 
 
+def policy_spec(policy: Any) -> PolicySpec:
+    """The engine's view of one ``Policy`` (its rules prefetched or not)."""
+    rules = {"include": [], "require": [], "exclude": []}  # type: dict[str, list]
+    try:
+        for rule in policy.rules.all():
+            rules[rule.kind].append(make_rule(rule.kind, rule.selector, rule.value))
+    except ValueError:
+        # A rule that cannot be read makes its policy match nobody, and a
+        # block policy in that state still blocks nothing: log it loudly.
+        logger.error("policy %s has an unreadable rule; it matches nobody", policy.pk)
+        rules = {"include": [], "require": [], "exclude": []}
+    return PolicySpec(
+        name=policy.name,
+        action=policy.action,
+        precedence=policy.precedence,
+        session_duration=policy.session_duration,
+        include=tuple(rules["include"]),
+        require=tuple(rules["require"]),
+        exclude=tuple(rules["exclude"]),
+    )
+
+
 def build_snapshot(version: str) -> Snapshot:
     from apps.policies.models import Application, Policy
     from apps.tokens.models import ServiceToken
@@ -140,27 +163,8 @@ def build_snapshot(version: str) -> Snapshot:
     snap = Snapshot(version=version)
     policies_by_app: dict[int, list[PolicySpec]] = {}
     for policy in Policy.objects.prefetch_related("rules").all():
-        rules = {"include": [], "require": [], "exclude": []}  # type: dict[str, list]
-        try:
-            for rule in policy.rules.all():
-                rules[rule.kind].append(make_rule(rule.kind, rule.selector, rule.value))
-        except ValueError:
-            # A rule that cannot be read makes its policy match nobody, and a
-            # block policy in that state still blocks nothing: log it loudly.
-            logger.error(
-                "policy %s has an unreadable rule; it matches nobody", policy.pk
-            )
-            rules = {"include": [], "require": [], "exclude": []}
         policies_by_app.setdefault(policy.application_id, []).append(
-            PolicySpec(
-                name=policy.name,
-                action=policy.action,
-                precedence=policy.precedence,
-                session_duration=policy.session_duration,
-                include=tuple(rules["include"]),
-                require=tuple(rules["require"]),
-                exclude=tuple(rules["exclude"]),
-            )
+            policy_spec(policy)
         )
     for app in Application.objects.filter(enabled=True):
         pattern = parse_pattern(app.path)
