@@ -192,6 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class UpstreamServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Load tests open hundreds of connections at once; the default backlog
+    # of 5 would turn them into SYN retries and spurious 502s.
+    request_queue_size = 1024
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__((host, 0), _Handler)
