@@ -22,3 +22,7 @@ os.environ.pop("ACCESSPORTAL_DEMO", None)
 from accessportal.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# WhiteNoise serves through the finders here; an empty root keeps it quiet.
+STATIC_ROOT = os.path.join(TEST_DIR, "static")
+os.makedirs(STATIC_ROOT, exist_ok=True)
