@@ -209,4 +209,3 @@ class Dispatcher:
             UNAVAILABLE_MESSAGE,
             extra=[("Retry-After", RETRY_AFTER)],
         )
-

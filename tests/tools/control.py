@@ -80,20 +80,26 @@ class Control:
         self.log.close()
 
 
-def publish(slug: str, hosts: str, upstream: str, policies: list[list]) -> int:
-    from tests.tools.publish import PolicySpec, publish_app
+def _policy(raw: list) -> Any:
+    """``[name, action, precedence, [[selector, value], ...]]`` as a spec."""
+    from tests.tools.publish import PolicySpec
 
-    specs = [PolicySpec(n, a, p, [tuple(pair) for pair in inc]) for n, a, p, inc in policies]  # type: ignore[misc]
+    name, action, precedence, include = raw
+    return PolicySpec(name, action, precedence, [(s, v) for s, v in include])
+
+
+def publish(slug: str, hosts: str, upstream: str, policies: list[list]) -> int:
+    from tests.tools.publish import publish_app
+
+    specs = [_policy(raw) for raw in policies]
     return publish_app(slug, hosts, upstream, specs).pk
 
 
 def add_policy(app_id: int, policy: list) -> int:
     from apps.policies.models import Application
-    from tests.tools.publish import PolicySpec, add_policy
+    from tests.tools.publish import add_policy
 
-    name, action, precedence, include = policy
-    spec = PolicySpec(name, action, precedence, [tuple(p) for p in include])  # type: ignore[misc]
-    return add_policy(Application.objects.get(pk=app_id), spec).pk
+    return add_policy(Application.objects.get(pk=app_id), _policy(policy)).pk
 
 
 def delete_policy(app_id: int, name: str) -> int:

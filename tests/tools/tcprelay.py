@@ -39,7 +39,9 @@ class TcpRelay:
         listener.settimeout(0.1)
         self._listener = listener
         self._accepting.set()
-        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
+        threading.Thread(
+            target=self._accept_loop, args=(listener,), daemon=True
+        ).start()
         return self
 
     def cut(self) -> None:

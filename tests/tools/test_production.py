@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+import redis
+from psycopg import sql
 
 from tests.conftest import portal_env, require
 from tests.support.portal import Portal, Response, free_port
@@ -37,18 +40,14 @@ TOOLS = 12
 _numbers = itertools.count(1)
 
 
-def _postgres_admin() -> object | None:
-    import psycopg
-
+def _postgres_admin() -> psycopg.Connection | None:
     try:
         return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.Error:
         return None
 
 
-def _redis_client() -> object | None:
-    import redis
-
+def _redis_client() -> redis.Redis | None:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
         client.ping()
@@ -57,12 +56,80 @@ def _redis_client() -> object | None:
     return client
 
 
-def _with_host_port(url: str, host: str, port: int, path: str | None = None) -> str:
+def _with_address(url: str, address: tuple[str, int], path: str | None = None) -> str:
     parts = urlsplit(url)
-    netloc = f"{host}:{port}"
+    netloc = f"{address[0]}:{address[1]}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return parts._replace(netloc=netloc, path=path or parts.path).geturl()
+
+
+def _address(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@dataclass
+class Stores:
+    """A throw-away database and cache prefix, each behind a relay."""
+
+    postgres: TcpRelay
+    redis: TcpRelay
+    direct: dict[str, str]
+    relayed: dict[str, str]
+    prefix: str
+
+
+@pytest.fixture(scope="module")
+def stores() -> Iterator[Stores]:
+    cache = _redis_client()
+    require(
+        cache is not None,
+        f"Redis at {REDIS_URL}",
+        "start Redis or set TEST_REDIS_URL (e.g. apt-get install -y redis-server)",
+    )
+    admin = _postgres_admin()
+    require(
+        admin is not None,
+        f"PostgreSQL at {POSTGRES_URL}",
+        "start PostgreSQL with a user that may CREATE DATABASE, or set "
+        "TEST_POSTGRES_URL (e.g. apt-get install -y postgresql)",
+    )
+    assert cache is not None and admin is not None
+    suffix = secrets.token_hex(4)
+    database = f"accessportal_tools_{suffix}"
+    prefix = f"accessportal-tools-{suffix}"
+    pg_address = _address(POSTGRES_URL, 5432)
+    postgres = TcpRelay(pg_address).start()
+    redis_relay = TcpRelay(_address(REDIS_URL, 6379)).start()
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    try:
+        yield Stores(
+            postgres,
+            redis_relay,
+            direct={
+                "DATABASE_URL": _with_address(POSTGRES_URL, pg_address, database),
+                "REDIS_URL": REDIS_URL,
+            },
+            relayed={
+                "DATABASE_URL": _with_address(
+                    POSTGRES_URL, ("127.0.0.1", postgres.port), database
+                ),
+                "REDIS_URL": _with_address(REDIS_URL, ("127.0.0.1", redis_relay.port)),
+            },
+            prefix=prefix,
+        )
+    finally:
+        postgres.stop()
+        redis_relay.stop()
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(database)
+            )
+        )
+        admin.close()
+        for key in cache.scan_iter(f"{prefix}:*"):
+            cache.delete(key)
 
 
 @dataclass
@@ -87,59 +154,25 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, django_db_setup, upstream) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
-    admin = _postgres_admin()
-    require(
-        admin is not None,
-        f"PostgreSQL at {POSTGRES_URL}",
-        "start PostgreSQL with a user that may CREATE DATABASE, or set "
-        "TEST_POSTGRES_URL (e.g. apt-get install -y postgresql)",
-    )
-    store = _redis_client()
-    require(
-        store is not None,
-        f"Redis at {REDIS_URL}",
-        "start Redis or set TEST_REDIS_URL (e.g. apt-get install -y redis-server)",
-    )
+def cluster(tmp_path_factory, django_db_setup, upstream, stores) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
+    """Two instances on the relayed stores, and an admin console on the real."""
     logs = Path(tmp_path_factory.mktemp("production"))
-    suffix = secrets.token_hex(4)
-    database = f"accessportal_tools_{suffix}"
-    prefix = f"accessportal-tools-{suffix}"
-    admin.execute(f'CREATE DATABASE "{database}"')  # type: ignore[attr-defined]
-    pg_parts, redis_parts = urlsplit(POSTGRES_URL), urlsplit(REDIS_URL)
-    postgres = TcpRelay((pg_parts.hostname or "", pg_parts.port or 5432)).start()
-    redis_relay = TcpRelay((redis_parts.hostname or "", redis_parts.port or 6379))
-    redis_relay.start()
-    direct = {
-        "DATABASE_URL": _with_host_port(
-            POSTGRES_URL, pg_parts.hostname or "", pg_parts.port or 5432, database
-        ),
-        "REDIS_URL": REDIS_URL,
-    }
-    relayed = {
-        "DATABASE_URL": _with_host_port(
-            POSTGRES_URL, "127.0.0.1", postgres.port, database
-        ),
-        "REDIS_URL": _with_host_port(REDIS_URL, "127.0.0.1", redis_relay.port),
-    }
     a_port, b_port = free_port(), free_port()
     shared = {
         # Both instances sit behind one public address, as behind a balancer.
         "PORTAL_URL": f"http://localhost:{a_port}",
-        "ACCESSPORTAL_CACHE_PREFIX": prefix,
+        "ACCESSPORTAL_CACHE_PREFIX": stores.prefix,
     }
     started: list[Callable[[], None]] = []
     try:
-        control_env = portal_env(**shared, **direct)
-        control_env.pop("ACCESSPORTAL_CONFIG_POLL_SECONDS")
+        control_env = production_env(**shared, **stores.direct)
         migrate = Control.migrate(control_env, logs / "migrate.log")
         assert migrate == 0, f"migrate failed; see {logs / 'migrate.log'}"
         control = Control(control_env, logs / "control.log")
         started.append(control.stop)
         instances = []
         for name, port in (("a", a_port), ("b", b_port)):
-            env = portal_env(**shared, **relayed)
-            env.pop("ACCESSPORTAL_CONFIG_POLL_SECONDS")  # the production default
+            env = production_env(**shared, **stores.relayed)
             portal = Portal(port, "127.0.0.1", env, log_path=logs / f"{name}.log")
             started.append(portal.stop)
             portal.start()
@@ -148,7 +181,13 @@ def cluster(tmp_path_factory, django_db_setup, upstream) -> Iterator[Cluster]:  
         client_id, secret = control("issue_token", name="robot")
         token = {"Access-Client-Id": client_id, "Access-Client-Secret": secret}
         cluster = Cluster(
-            instances[0], instances[1], control, postgres, redis_relay, tools, token
+            instances[0],
+            instances[1],
+            control,
+            stores.postgres,
+            stores.redis,
+            tools,
+            token,
         )
         # Published once and awaited once: a new application or token reaches
         # an instance only at its next policy poll.
@@ -165,12 +204,12 @@ def cluster(tmp_path_factory, django_db_setup, upstream) -> Iterator[Cluster]:  
     finally:
         for stop in reversed(started):
             stop()
-        postgres.stop()
-        redis_relay.stop()
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[attr-defined]
-        admin.close()  # type: ignore[attr-defined]
-        for key in store.scan_iter(f"{prefix}:*"):  # type: ignore[attr-defined]
-            store.delete(key)  # type: ignore[attr-defined]
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = portal_env(**overrides)
+    env.pop("ACCESSPORTAL_CONFIG_POLL_SECONDS")  # the production default, 2 s
+    return env
 
 
 def publish_tool(control: Control, upstream_url: str) -> Tool:
@@ -251,7 +290,9 @@ def test_production_logout_on_one_instance_is_honoured_by_the_other(cluster, too
     assert [call(p, tool, cookie).status for p in cluster.instances] == [401, 401]
 
 
-@pytest.mark.parametrize("action", ["revoke_user_sessions", "revoke_user", "revoke_app"])
+@pytest.mark.parametrize(
+    "action", ["revoke_user_sessions", "revoke_user", "revoke_app"]
+)
 def test_production_admin_revocation_is_honoured_by_both_instances(  # type: ignore[no-untyped-def]
     cluster, tool, action
 ):
@@ -364,7 +405,9 @@ def test_production_postgres_outage_refuses_with_503_then_recovers(cluster, tool
                 headers={"Accept": "text/html"},
             )
             assert_unavailable(login, html=True)
-        health = cluster.b.request("GET", "/healthz", host=f"localhost:{cluster.b.port}")
+        health = cluster.b.request(
+            "GET", "/healthz", host=f"localhost:{cluster.b.port}"
+        )
         assert health.status == 503
         assert health.json()["checks"]["database"] == "unavailable"
     finally:

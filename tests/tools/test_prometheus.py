@@ -69,7 +69,10 @@ def test_prometheus_curl_with_service_token_reads_query_api(portal, prometheus_a
 
     status, body = curl(
         url,
-        [f"Access-Client-Id: {token.client_id}", f"Access-Client-Secret: {token.secret}"],
+        [
+            f"Access-Client-Id: {token.client_id}",
+            f"Access-Client-Secret: {token.secret}",
+        ],
     )
 
     assert status == 200, body
@@ -83,7 +86,10 @@ def test_prometheus_curl_with_token_of_another_name_is_denied(portal, prometheus
 
     status, body = curl(
         f"{portal.app_url(HOST)}/api/v1/query?query=up",
-        [f"Access-Client-Id: {token.client_id}", f"Access-Client-Secret: {token.secret}"],
+        [
+            f"Access-Client-Id: {token.client_id}",
+            f"Access-Client-Secret: {token.secret}",
+        ],
     )
 
     assert status == 403
