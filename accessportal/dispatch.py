@@ -10,7 +10,7 @@ While the database cannot be reached, every request except ``/healthz`` and
 ``/metrics`` on the portal host gets a 503 (see ``StoreCheck``); a lost cache
 shows up as an error while deciding, which gets the same 503.
 
-Limitations: the database is checked at most once per poll interval per
+Limitations: a working database is trusted for one poll interval per
 process, so for up to that long after it goes away a request may still be
 decided from the in-memory configuration (which is then still current: a
 change would have needed the database).
@@ -49,9 +49,11 @@ class StoreCheck:
     Proxied requests are decided from memory and the cache, so nothing on
     that path would notice the database going away; yet an instance that
     cannot reach it cannot sign anyone in, load a policy change or record an
-    audit event, and must not look healthy to its users. One ``SELECT 1`` at
-    most every poll interval (at least a second) keeps that cheap; only one
-    request at a time runs the check, the others use its last result.
+    audit event, and must not look healthy to its users. A success is
+    trusted for one poll interval (at least a second), so a healthy instance
+    pays one ``SELECT 1`` per interval; while the database is down, the next
+    request checks again, so service resumes as soon as it is back. Only one
+    request at a time runs the check; the others use its last result.
     """
 
     def __init__(self) -> None:
@@ -61,34 +63,43 @@ class StoreCheck:
 
     def database_is_up(self) -> bool:
         interval = max(1, settings.CONFIG_POLL_SECONDS)
-        if time.monotonic() - self.checked_at < interval:
-            return self.is_up
+        if self.is_up and time.monotonic() - self.checked_at < interval:
+            return True
         if not self.lock.acquire(blocking=False):
             return self.is_up
         try:
-            self.is_up = _ping_database()
+            problem = _ping_database()
             self.checked_at = time.monotonic()
+            was_up, self.is_up = self.is_up, problem is None
         finally:
             self.lock.release()
-        return self.is_up
+        # Logged on the change only: while down, every request checks again.
+        if was_up and problem is not None:
+            logger.error("database unavailable; refusing requests: %s", problem)
+        elif not was_up and problem is None:
+            logger.warning("database reachable again; serving requests")
+        return problem is None
 
 
-def _ping_database() -> bool:
+def _ping_database() -> str | None:
+    """Run ``SELECT 1``; return why it failed, or None."""
     from django.db import connection
 
+    # A connection opened here belongs to this request's greenlet and would
+    # linger until garbage-collected; one that already existed (a test's
+    # transaction, say) is not ours to close.
+    is_ours = connection.connection is None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return True
+        return None
     except Exception as exc:  # any failure to reach it counts as down
         if not is_store_error(exc):
             raise
-        logger.error("database unavailable; refusing requests: %s", exc)
-        return False
+        return str(exc) or type(exc).__name__
     finally:
-        # The connection belongs to this request's greenlet and would
-        # otherwise linger until it is garbage-collected.
-        connection.close()
+        if is_ours:
+            connection.close()
 
 
 store_check = StoreCheck()

@@ -41,7 +41,7 @@ class Control:
 
     @staticmethod
     def migrate(env: dict[str, str], log_path: Path) -> int:
-        """Run ``manage.py migrate`` as an operator would; return its status."""
+        """Run ``manage.py migrate`` as an operator would; return its code."""
         with open(log_path, "ab") as log:
             return subprocess.run(
                 [sys.executable, "manage.py", "migrate", "--noinput"],

@@ -66,7 +66,7 @@ def sign_in_browser(
 
 
 def redeem(portal: Portal, host: str, target: str) -> str:
-    """Redeem a handoff target over HTTP; return the ``Cookie`` header value."""
+    """Redeem a handoff target over HTTP; return the ``Cookie`` value."""
     resp = portal.request("GET", target, host=host)
     if resp.status != 302:
         raise AssertionError(f"handoff answered {resp.status}: {resp.body[:200]!r}")

@@ -79,7 +79,7 @@ def forged(header: str) -> list[tuple[str, str]]:
 
 
 def seen_values(upstream, since: int, header: str) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    """The header's values (under any spelling) in each request that arrived."""
+    """The header's values (any spelling) in each request that arrived."""
     wanted = header.lower().replace("_", "-")
     return [
         [v for k, v in record.headers if k.lower().replace("_", "-") == wanted]
@@ -145,7 +145,10 @@ def test_identity_header_anonymous_protected_path_reaches_nothing(  # type: igno
 def test_identity_header_lenient_portal_does_forward_underscore_names(  # type: ignore[no-untyped-def]
     lenient_portal, upstream, grafana
 ):
-    """Proves the lenient set-up is real, so the cases above test the portal."""
+    """Proves the lenient set-up is real, so the cases above test the portal.
+
+    gunicorn's default would drop the underscore names before the portal.
+    """
     since = len(upstream.requests)
 
     resp = lenient_portal.request(

@@ -157,7 +157,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, django_db_setup, upstream, stores) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
-    """Two instances on the relayed stores, and an admin console on the real."""
+    """Two instances on the relayed stores; an admin console on the real."""
     logs = Path(tmp_path_factory.mktemp("production"))
     a_port, b_port = free_port(), free_port()
     shared = {
