@@ -96,8 +96,9 @@ def ingest() -> Iterator[IngestServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
+    """Playwright for one test module; the guard below is lifted only so long."""
     require(
         Path(CHROMIUM).exists(),
         "chromium",
