@@ -5,15 +5,32 @@ owns. An application host gets the proxy, except for ``/.accessportal/``,
 which Django serves (handoff, logout, identity, static files). Any other host
 gets a plain 404 without touching Django, so a stray ``Host`` never shows a
 ``DisallowedHost`` error or reaches the admin.
+
+While the database cannot be reached, every request except ``/healthz`` and
+``/metrics`` on the portal host gets a 503 (see ``StoreCheck``); a lost cache
+shows up as an error while deciding, which gets the same 503.
+
+Limitations: a working database is trusted for one poll interval per
+process, so for up to that long after it goes away a request may still be
+decided from the in-memory configuration (which is then still current: a
+change would have needed the database).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from django.conf import settings
 
+from accessportal.errors import (
+    RETRY_AFTER,
+    UNAVAILABLE_MESSAGE,
+    UNAVAILABLE_TITLE,
+    is_store_error,
+)
 from apps.policies.patterns import PatternError, normalise_host
 from apps.policies.snapshot import ConfigUnavailable, get_snapshot
 from apps.proxy.app import proxy
@@ -22,6 +39,70 @@ from apps.proxy.pages import error, respond
 logger = logging.getLogger(__name__)
 
 RESERVED = "/.accessportal/"
+# Operators must be able to see an outage, so these never get the 503.
+OPERATOR_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+class StoreCheck:
+    """Whether this process could reach the database lately.
+
+    Proxied requests are decided from memory and the cache, so nothing on
+    that path would notice the database going away; yet an instance that
+    cannot reach it cannot sign anyone in, load a policy change or record an
+    audit event, and must not look healthy to its users. A success is
+    trusted for one poll interval (at least a second), so a healthy instance
+    pays one ``SELECT 1`` per interval; while the database is down, the next
+    request checks again, so service resumes as soon as it is back. Only one
+    request at a time runs the check; the others use its last result.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.is_up = True
+        self.checked_at = float("-inf")
+
+    def database_is_up(self) -> bool:
+        interval = max(1, settings.CONFIG_POLL_SECONDS)
+        if self.is_up and time.monotonic() - self.checked_at < interval:
+            return True
+        if not self.lock.acquire(blocking=False):
+            return self.is_up
+        try:
+            problem = _ping_database()
+            self.checked_at = time.monotonic()
+            was_up, self.is_up = self.is_up, problem is None
+        finally:
+            self.lock.release()
+        # Logged on the change only: while down, every request checks again.
+        if was_up and problem is not None:
+            logger.error("database unavailable; refusing requests: %s", problem)
+        elif not was_up and problem is None:
+            logger.warning("database reachable again; serving requests")
+        return problem is None
+
+
+def _ping_database() -> str | None:
+    """Run ``SELECT 1``; return why it failed, or None."""
+    from django.db import connection
+
+    # A connection opened here belongs to this request's greenlet and would
+    # linger until garbage-collected; one that already existed (a test's
+    # transaction, say) is not ours to close.
+    is_ours = connection.connection is None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return None
+    except Exception as exc:  # any failure to reach it counts as down
+        if not is_store_error(exc):
+            raise
+        return str(exc) or type(exc).__name__
+    finally:
+        if is_ours:
+            connection.close()
+
+
+store_check = StoreCheck()
 
 
 def request_host(environ: dict) -> str | None:
@@ -60,6 +141,9 @@ class Dispatcher:
             )
         path = environ.get("PATH_INFO", "")
         reserved = path.startswith(RESERVED)
+        is_operator_path = host == settings.PORTAL_HOST and path in OPERATOR_PATHS
+        if not is_operator_path and not store_check.database_is_up():
+            return self.unavailable(environ, start_response)
         if host == settings.PORTAL_HOST:
             if reserved or not self._may_be_path_app(path):
                 return self.django_app(environ, start_response)
@@ -119,7 +203,7 @@ class Dispatcher:
             logger.error("shared store unavailable; refusing request", exc_info=True)
             return self.unavailable(environ, start_response)
         except Exception as exc:  # fail closed: deciding failed, so nobody passes
-            if _is_store_error(exc):
+            if is_store_error(exc):
                 logger.error(
                     "shared store unavailable; refusing request", exc_info=True
                 )
@@ -132,23 +216,7 @@ class Dispatcher:
             start_response,
             503,
             "service_unavailable",
-            "Temporarily unavailable",
-            "The portal cannot check access right now, so it lets nobody through. "
-            "It recovers by itself; try again in a moment.",
-            extra=[("Retry-After", "5")],
+            UNAVAILABLE_TITLE,
+            UNAVAILABLE_MESSAGE,
+            extra=[("Retry-After", RETRY_AFTER)],
         )
-
-
-def _is_store_error(exc: Exception) -> bool:
-    from django.db import DatabaseError, InterfaceError
-
-    if isinstance(
-        exc, (DatabaseError, InterfaceError, ConnectionError, TimeoutError, OSError)
-    ):
-        return True
-    try:
-        import redis
-
-        return isinstance(exc, redis.exceptions.RedisError)
-    except ImportError:  # redis is optional in the embedded set-up
-        return False

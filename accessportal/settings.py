@@ -75,6 +75,8 @@ try:
         )
     }
     REDIS_URL = env.get_url("REDIS_URL", {"redis", "rediss", "unix"})
+    # Lets several portals (or test runs) share one Redis database.
+    CACHE_KEY_PREFIX = env.get_str("ACCESSPORTAL_CACHE_PREFIX", "accessportal")
     TRUSTED_PROXY_COUNT = env.get_int("TRUSTED_PROXY_COUNT", 0)
     SESSION_HOURS = env.get_int("ACCESSPORTAL_SESSION_HOURS", 24, minimum=1)
     CONFIG_POLL_SECONDS = env.get_int("ACCESSPORTAL_CONFIG_POLL_SECONDS", 2, minimum=0)
@@ -187,7 +189,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "accessportal",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }

@@ -16,3 +16,6 @@ urlpatterns = [
     path("accounts/", include("apps.identity.github_urls")),
     path("", include("apps.identity.urls")),
 ]
+
+# A lost database or cache gets a clear 503 instead of a bare 500.
+handler500 = "accessportal.errors.server_error"
