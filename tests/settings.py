@@ -7,6 +7,7 @@ through the ORM is what the portal under test reads.
 
 import os
 import tempfile
+from pathlib import Path
 
 TEST_DIR = os.environ.setdefault(
     "ACCESSPORTAL_TEST_DIR", tempfile.mkdtemp(prefix="accessportal-tests-")
@@ -24,5 +25,5 @@ from accessportal.settings import *  # noqa: E402, F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # WhiteNoise serves through the finders here; an empty root keeps it quiet.
-STATIC_ROOT = os.path.join(TEST_DIR, "static")
-os.makedirs(STATIC_ROOT, exist_ok=True)
+STATIC_ROOT = Path(TEST_DIR) / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
