@@ -311,7 +311,8 @@ def test_export_config_never_contains_tokens_or_keys() -> None:
 
 
 def test_docs_example_applies_cleanly() -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
-    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    docs = (Path(__file__).parents[2] / "README.md").read_text()
+    section = docs.split("## Configuration as code", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert len(apply_config(example).changes) == 9
     assert apply_config(example).is_empty
