@@ -414,7 +414,7 @@ class ProxyHandler:
             response.drain_conn()
             response.release_conn()
             return [b""]
-        return _Body(stream_body(response))
+        return _Body(stream_body(response, app.slug))
 
     def rewrite_location(self, value: str, app: AppSpec, host: str | None) -> str:
         # Built from configuration: echoing the request's Host would let a

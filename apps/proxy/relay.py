@@ -10,6 +10,9 @@ stray ``%``), and an upstream must see the bytes the policy engine judged.
 
 from __future__ import annotations
 
+import errno
+import http.client
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +32,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import SKIP_HEADER, Retry, Timeout
 
 from apps.policies.snapshot import AppSpec
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 NO_RETRY = Retry(total=False, redirect=False, raise_on_redirect=False)
@@ -154,26 +159,49 @@ def relay_request(
     pool = _pool_for(app)
     try:
         return pool.send_raw(method, target, body, headers, chunked, timeout)
+    except NewConnectionError:
+        # Checked first: urllib3 makes it a subclass of ConnectTimeoutError,
+        # but a refused connection is "down" (502), not "slow" (504).
+        raise UpstreamError(502, "refused") from None
     except (ConnectTimeoutError, ReadTimeoutError, TimeoutError):
         raise UpstreamError(504, "timeout") from None
     except SSLError:
         raise UpstreamError(502, "tls") from None
-    except NewConnectionError:
-        raise UpstreamError(502, "refused") from None
-    except (ProtocolError, OSError, urllib3.exceptions.HTTPError):
+    except (
+        ProtocolError,
+        OSError,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+    ):
+        # _make_request does not wrap http.client's own errors (a garbage
+        # status line is BadStatusLine) the way urlopen would.
         raise UpstreamError(502, "protocol") from None
 
 
-def stream_body(response: BaseHTTPResponse) -> Iterator[bytes]:
-    """Yield the upstream body as it arrives, then return the connection."""
+def stream_body(response: BaseHTTPResponse, app_slug: str = "") -> Iterator[bytes]:
+    """Yield the upstream body as it arrives, then return the connection.
+
+    When the upstream fails mid-body the status line is already out, so the
+    only honest signal left is to cut the client's connection: a reset makes
+    gunicorn close the socket without a 500 on top of a half-sent answer.
+    """
     complete = False
     try:
         while True:
-            chunk = (
-                response.read1(CHUNK)
-                if hasattr(response, "read1")
-                else response.read(CHUNK)
-            )
+            try:
+                chunk = response.read1(CHUNK)
+            except (
+                ProtocolError,
+                OSError,
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+            ) as exc:
+                logger.warning(
+                    "upstream of %s failed mid-body: %s", app_slug, type(exc).__name__
+                )
+                raise ConnectionResetError(
+                    errno.ECONNRESET, "upstream body cut short"
+                ) from None
             if not chunk:
                 break
             yield chunk
