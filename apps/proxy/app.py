@@ -393,9 +393,7 @@ class ProxyHandler:
         out_headers = [
             (
                 n,
-                self.rewrite_location(v, app, host)
-                if n.lower() == "location"
-                else v,
+                self.rewrite_location(v, app, host) if n.lower() == "location" else v,
             )
             for n, v in out_headers
         ]

@@ -52,7 +52,7 @@ def _token_key(token_id: int) -> str:
 
 def stamp_path() -> Path | None:
     """The local change signal, or None when there can be none."""
-    backend = settings.CACHES["default"]["BACKEND"]
+    backend = str(settings.CACHES["default"]["BACKEND"])
     db = settings.DATABASES["default"]
     if not backend.endswith("DatabaseCache") or "sqlite" not in db["ENGINE"]:
         return None

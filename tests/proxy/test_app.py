@@ -67,16 +67,23 @@ def test_route_most_specific_pattern_wins(portal, layered, upstream, path, seen)
     from apps.tokens.service import issue_token
 
     token = issue_token("router")
-    resp = portal.request("GET", path, host="multi.localhost", headers=token_headers(token))
+    resp = portal.request(
+        "GET", path, host="multi.localhost", headers=token_headers(token)
+    )
     assert resp.status == 200, resp.body
     assert upstream.last.path == seen
 
 
 def test_route_bypass_pattern_needs_no_credentials(portal, layered, upstream):  # type: ignore[no-untyped-def]
-    resp = portal.request("POST", "/api/9/envelope/", host="multi.localhost", body=b"{}")
+    resp = portal.request(
+        "POST", "/api/9/envelope/", host="multi.localhost", body=b"{}"
+    )
     assert resp.status == 200
     assert upstream.last.method == "POST"
-    assert portal.request("GET", "/api/9/x", host="multi.localhost", headers=API).status == 401
+    assert (
+        portal.request("GET", "/api/9/x", host="multi.localhost", headers=API).status
+        == 401
+    )
 
 
 def test_route_unknown_path_on_known_host_gets_404(portal, layered):  # type: ignore[no-untyped-def]
@@ -104,13 +111,18 @@ def test_route_invalid_host_gets_400(portal):  # type: ignore[no-untyped-def]
     ["/static/app.css", "/admin/", "/admin", "/login/", "/accounts/login/", "/healthz"],
 )
 def test_route_upstream_paths_not_shadowed(portal, echo, token, upstream, path):  # type: ignore[no-untyped-def]
-    resp = portal.request("GET", path, host="echo.localhost", headers=token_headers(token))
+    resp = portal.request(
+        "GET", path, host="echo.localhost", headers=token_headers(token)
+    )
     assert resp.status == 200
     assert upstream.last.path == path  # no APPEND_SLASH, no portal page
 
 
 def test_route_post_without_csrf_reaches_upstream(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
-    headers = {**token_headers(token), "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        **token_headers(token),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     resp = portal.request(
         "POST", "/admin/login/", host="echo.localhost", headers=headers, body=b"a=1"
     )
@@ -122,7 +134,10 @@ def test_route_post_without_csrf_reaches_upstream(portal, echo, token, upstream)
 def test_route_reserved_prefix_served_by_portal(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
     before = len(upstream.requests)
     resp = portal.request(
-        "GET", "/.accessportal/identity", host="echo.localhost", headers=token_headers(token)
+        "GET",
+        "/.accessportal/identity",
+        host="echo.localhost",
+        headers=token_headers(token),
     )
     assert resp.status == 200
     assert resp.json()["type"] == "service"
@@ -152,7 +167,9 @@ def test_route_path_mode_on_portal_host_strips_prefix(portal, path_app, upstream
     assert upstream.last.path == "/d/x?from=1"
     # The portal's own pages stay the portal's.
     assert portal.request("GET", "/healthz", host="localhost").json()["status"] == "ok"
-    resp = portal.request("GET", "/grafanax", host="localhost", headers=token_headers(token))
+    resp = portal.request(
+        "GET", "/grafanax", host="localhost", headers=token_headers(token)
+    )
     assert resp.status == 404
     assert upstream.last.path == "/d/x?from=1"
 
@@ -207,11 +224,15 @@ def test_answer_non_navigation_gets_401_json(portal, echo, upstream, method, hea
 def test_answer_member_without_policy_gets_403_page(portal, echo, upstream):  # type: ignore[no-untyped-def]
     before = len(upstream.requests)
     cookie = mint_cookie(echo, email="eve@other.example")
-    resp = portal.request("GET", "/", host="echo.localhost", headers={**HTML, "Cookie": cookie})
+    resp = portal.request(
+        "GET", "/", host="echo.localhost", headers={**HTML, "Cookie": cookie}
+    )
     assert resp.status == 403
     assert b"eve@other.example" in resp.body
     assert b"/logout/?switch=1" in resp.body
-    resp = portal.request("GET", "/", host="echo.localhost", headers={**API, "Cookie": cookie})
+    resp = portal.request(
+        "GET", "/", host="echo.localhost", headers={**API, "Cookie": cookie}
+    )
     assert resp.status == 403
     assert resp.json()["error"] == "access_denied"
     assert len(upstream.requests) == before
@@ -219,7 +240,9 @@ def test_answer_member_without_policy_gets_403_page(portal, echo, upstream):  # 
 
 def test_answer_block_policy_beats_allow(portal, echo):  # type: ignore[no-untyped-def]
     cookie = mint_cookie(echo, email="mallory@corp.example")
-    resp = portal.request("GET", "/", host="echo.localhost", headers={**API, "Cookie": cookie})
+    resp = portal.request(
+        "GET", "/", host="echo.localhost", headers={**API, "Cookie": cookie}
+    )
     assert resp.status == 403
 
 
@@ -235,7 +258,12 @@ def test_answer_websocket_upgrade_gets_501(portal, echo, token, upstream):  # ty
     resp = portal.request("GET", "/ws", host="echo.localhost", headers=headers)
     assert resp.status == 501
     assert len(upstream.requests) == before
-    anon = portal.request("GET", "/ws", host="echo.localhost", headers=headers | {"Access-Client-Secret": "x"})
+    anon = portal.request(
+        "GET",
+        "/ws",
+        host="echo.localhost",
+        headers=headers | {"Access-Client-Secret": "x"},
+    )
     assert anon.status in (400, 501)
     assert len(upstream.requests) == before
 
@@ -272,7 +300,9 @@ def test_identity_member_headers_and_assertion(portal, echo, upstream):  # type:
         teams=("acme/ops",),
         method="github",
     )
-    resp = portal.request("GET", "/me", host="echo.localhost", headers={"Cookie": cookie})
+    resp = portal.request(
+        "GET", "/me", host="echo.localhost", headers={"Cookie": cookie}
+    )
     assert resp.status == 200
     seen = upstream.last
     assert seen.header("X-Auth-Request-Email") == "alice@corp.example"
@@ -317,10 +347,15 @@ def test_identity_assertion_is_not_a_credential(portal, echo, token, upstream): 
     portal.request("GET", "/a", host="echo.localhost", headers=token_headers(token))
     assertion = upstream.last.header("X-Access-Jwt-Assertion")
     for name in ("X-Access-Jwt-Assertion", "Cf-Access-Jwt-Assertion"):
-        resp = portal.request("GET", "/a", host="echo.localhost", headers={**API, name: assertion})
+        resp = portal.request(
+            "GET", "/a", host="echo.localhost", headers={**API, name: assertion}
+        )
         assert resp.status == 401
     resp = portal.request(
-        "GET", "/a", host="echo.localhost", headers={**API, "Authorization": f"Bearer {assertion}"}
+        "GET",
+        "/a",
+        host="echo.localhost",
+        headers={**API, "Authorization": f"Bearer {assertion}"},
     )
     assert resp.status == 401
 
@@ -371,7 +406,9 @@ def _spoof(extra: dict[str, str]) -> list[tuple[str, str]]:
 
 def test_hostile_headers_on_allow_path(portal, echo, upstream):  # type: ignore[no-untyped-def]
     cookie = mint_cookie(echo, email="alice@corp.example")
-    resp = portal.request("GET", "/h", host="echo.localhost", headers=_spoof({"Cookie": cookie}))
+    resp = portal.request(
+        "GET", "/h", host="echo.localhost", headers=_spoof({"Cookie": cookie})
+    )
     assert resp.status == 200
     seen = upstream.last
     _assert_no_spoofed(seen)
@@ -383,15 +420,22 @@ def test_hostile_headers_on_allow_path(portal, echo, upstream):  # type: ignore[
 
 
 def test_hostile_headers_on_token_path(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
-    resp = portal.request("GET", "/h", host="echo.localhost", headers=_spoof(token_headers(token)))
+    resp = portal.request(
+        "GET", "/h", host="echo.localhost", headers=_spoof(token_headers(token))
+    )
     assert resp.status == 200
     _assert_no_spoofed(upstream.last)
-    assert upstream.last.header_all("X-Auth-Request-User") == [f"token:{token.token.name}"]
+    assert upstream.last.header_all("X-Auth-Request-User") == [
+        f"token:{token.token.name}"
+    ]
 
 
 def test_hostile_headers_on_bypass_path(portal, live_db, upstream):  # type: ignore[no-untyped-def]
     make_app(
-        "open", "open.localhost", upstream.url, [("open", "bypass", 1, EVERYONE)],
+        "open",
+        "open.localhost",
+        upstream.url,
+        [("open", "bypass", 1, EVERYONE)],
         identity_header="X-WEBAUTH-USER",
     )
     resp = portal.request("GET", "/h", host="open.localhost", headers=_spoof({}))
@@ -406,15 +450,23 @@ def test_hostile_headers_on_bypass_path(portal, live_db, upstream):  # type: ign
 def test_hostile_headers_on_deny_path_reach_nothing(portal, echo, upstream):  # type: ignore[no-untyped-def]
     before = len(upstream.requests)
     cookie = mint_cookie(echo, email="eve@other.example")
-    resp = portal.request("GET", "/h", host="echo.localhost", headers=_spoof({**API, "Cookie": cookie}))
+    resp = portal.request(
+        "GET", "/h", host="echo.localhost", headers=_spoof({**API, "Cookie": cookie})
+    )
     assert resp.status == 403
     anon = portal.request("GET", "/h", host="echo.localhost", headers=_spoof(API))
     assert anon.status == 401
     assert len(upstream.requests) == before
 
 
-def test_hostile_underscore_header_does_not_reach_upstream(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
-    headers = [*token_headers(token).items(), ("X_Auth_Request_Email", "ceo@corp.example"), ("X-Webauth_User", "ceo")]
+def test_hostile_underscore_header_does_not_reach_upstream(
+    portal, echo, token, upstream
+):  # type: ignore[no-untyped-def]
+    headers = [
+        *token_headers(token).items(),
+        ("X_Auth_Request_Email", "ceo@corp.example"),
+        ("X-Webauth_User", "ceo"),
+    ]
     resp = portal.request("GET", "/u", host="echo.localhost", headers=headers)
     assert resp.status == 200
     for _, value in upstream.last.headers:
@@ -436,7 +488,14 @@ def test_hostile_connection_named_headers_dropped(portal, echo, token, upstream)
     resp = portal.request("GET", "/c", host="echo.localhost", headers=headers)
     assert resp.status == 200
     names = upstream.last.header_names()
-    assert {"x-drop-me", "authorization", "keep-alive", "te", "proxy-authorization", "proxy-connection"}.isdisjoint(names)
+    assert {
+        "x-drop-me",
+        "authorization",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "proxy-connection",
+    }.isdisjoint(names)
     assert "x-keep-me" in names
 
 
@@ -450,7 +509,14 @@ def test_hostile_portal_cookies_stripped_upstream_cookies_kept(portal, echo, ups
 
 
 def test_hostile_token_headers_not_forwarded(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
-    portal.request("GET", "/t", host="echo.localhost", headers=token_headers(token, "cf"))
+    portal.request(
+        "GET", "/t", host="echo.localhost", headers=token_headers(token, "cf")
+    )
     names = upstream.last.header_names()
-    assert not names & {"access-client-id", "access-client-secret", "cf-access-client-id", "cf-access-client-secret"}
+    assert not names & {
+        "access-client-id",
+        "access-client-secret",
+        "cf-access-client-id",
+        "cf-access-client-secret",
+    }
     assert token.secret not in str(upstream.last.headers)

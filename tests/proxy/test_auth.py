@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _get(portal, headers, path="/x"):  # type: ignore[no-untyped-def]
-    return portal.request("GET", path, host="echo.localhost", headers={**API, **headers})
+    return portal.request(
+        "GET", path, host="echo.localhost", headers={**API, **headers}
+    )
 
 
 # Service tokens --------------------------------------------------------------
@@ -71,18 +73,26 @@ def test_token_malformed_pair_refused(portal, echo, token, upstream, shape):  # 
 
 
 def test_token_wrong_secret_is_anonymous(portal, echo, token):  # type: ignore[no-untyped-def]
-    resp = _get(portal, {"Access-Client-Id": token.client_id, "Access-Client-Secret": "x" * 43})
+    resp = _get(
+        portal, {"Access-Client-Id": token.client_id, "Access-Client-Secret": "x" * 43}
+    )
     assert resp.status == 401
 
 
 def test_token_unknown_id_is_anonymous(portal, echo, token):  # type: ignore[no-untyped-def]
-    headers = {"Access-Client-Id": "0" * 32 + ".access", "Access-Client-Secret": token.secret}
+    headers = {
+        "Access-Client-Id": "0" * 32 + ".access",
+        "Access-Client-Secret": token.secret,
+    }
     assert _get(portal, headers).status == 401
 
 
 def test_token_id_with_another_tokens_secret_refused(portal, echo, token):  # type: ignore[no-untyped-def]
     other = issue_token("other-token")
-    headers = {"Access-Client-Id": token.client_id, "Access-Client-Secret": other.secret}
+    headers = {
+        "Access-Client-Id": token.client_id,
+        "Access-Client-Secret": other.secret,
+    }
     assert _get(portal, headers).status == 401
     assert _get(portal, token_headers(other)).status == 200
 
@@ -129,7 +139,10 @@ def test_token_rotation_without_grace_drops_old_secret(portal, echo, token):  # 
 
 def test_token_in_query_string_ignored(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
     before = len(upstream.requests)
-    for names in (("Access-Client-Id", "Access-Client-Secret"), ("access_client_id", "access_client_secret")):
+    for names in (
+        ("Access-Client-Id", "Access-Client-Secret"),
+        ("access_client_id", "access_client_secret"),
+    ):
         query = f"?{names[0]}={token.client_id}&{names[1]}={token.secret}"
         assert _get(portal, {}, "/x" + query).status == 401
     assert len(upstream.requests) == before
@@ -141,15 +154,24 @@ def test_token_not_admitted_gets_403_json(portal, live_db, upstream):  # type: i
         "named.localhost",
         upstream.url,
         [
-            ("only-deploy", "service_auth", 1, [("include", "service_token", "deploy")]),
+            (
+                "only-deploy",
+                "service_auth",
+                1,
+                [("include", "service_token", "deploy")],
+            ),
             ("staff", "allow", 10, [("include", "everyone", "")]),
         ],
     )
     deploy = issue_token("deploy")
     other = issue_token("not-deploy")
-    ok = portal.request("GET", "/", host="named.localhost", headers=token_headers(deploy))
+    ok = portal.request(
+        "GET", "/", host="named.localhost", headers=token_headers(deploy)
+    )
     assert ok.status == 200
-    resp = portal.request("GET", "/", host="named.localhost", headers=token_headers(other))
+    resp = portal.request(
+        "GET", "/", host="named.localhost", headers=token_headers(other)
+    )
     assert resp.status == 403
     assert resp.header("Content-Type") == "application/json"
     assert resp.json()["error"] == "access_denied"
@@ -223,7 +245,9 @@ def test_cookie_of_other_application_is_anonymous(portal, echo, upstream):  # ty
     foreign = mint_cookie(echo, app_id=other.pk)
     assert _get(portal, {"Cookie": foreign}).status == 401
     own = mint_cookie(other)
-    resp = portal.request("GET", "/", host="other.localhost", headers={**API, "Cookie": own})
+    resp = portal.request(
+        "GET", "/", host="other.localhost", headers={**API, "Cookie": own}
+    )
     assert resp.status == 200
 
 
@@ -272,7 +296,9 @@ def test_cookie_revoke_user_sessions_ends_cookies(portal, echo):  # type: ignore
 
     from apps.identity.sessions import revoke_user_sessions
 
-    user = get_user_model().objects.create(username="bob@corp.example", email="bob@corp.example")
+    user = get_user_model().objects.create(
+        username="bob@corp.example", email="bob@corp.example"
+    )
     cookie = mint_cookie(echo, email="bob@corp.example", user_id=user.pk)
     assert _get(portal, {"Cookie": cookie}).status == 200
     revoke_user_sessions(user.pk)

@@ -60,7 +60,12 @@ def test_client_headers_portal_and_hop_headers_dropped(name):  # type: ignore[no
 
 @pytest.mark.parametrize(
     "raw_key",
-    ["HTTP_X_AUTH_REQUEST_EMAIL", "HTTP_X-AUTH-REQUEST-EMAIL", "HTTP_x_auth_request_email", "HTTP_X_Auth_Request_Email "],
+    [
+        "HTTP_X_AUTH_REQUEST_EMAIL",
+        "HTTP_X-AUTH-REQUEST-EMAIL",
+        "HTTP_x_auth_request_email",
+        "HTTP_X_Auth_Request_Email ",
+    ],
 )
 def test_client_headers_underscore_and_case_variants_dropped(raw_key):  # type: ignore[no-untyped-def]
     out = client_headers({raw_key: "ceo@corp.example"})

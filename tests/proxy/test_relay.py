@@ -23,13 +23,24 @@ BIG = 24 * 1024 * 1024  # well past Django's 2.5 MB in-memory upload limit
 
 def _req(portal, token, method, path, headers=None, body=None, host="echo.localhost"):  # type: ignore[no-untyped-def]
     return portal.request(
-        method, path, host=host, headers={**token_headers(token), **(headers or {})}, body=body
+        method,
+        path,
+        host=host,
+        headers={**token_headers(token), **(headers or {})},
+        body=body,
     )
 
 
 def test_relay_large_upload_streams_through(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
     body = bytes(range(256)) * (BIG // 256)
-    resp = _req(portal, token, "PUT", "/upload", {"Content-Type": "application/octet-stream"}, body)
+    resp = _req(
+        portal,
+        token,
+        "PUT",
+        "/upload",
+        {"Content-Type": "application/octet-stream"},
+        body,
+    )
     assert resp.status == 200, resp.body[:200]
     assert upstream.last.body_len == len(body)
     assert upstream.last.body_sha == hashlib.sha256(body).hexdigest()
@@ -47,7 +58,9 @@ def test_relay_large_download_streams_through(portal, echo, token):  # type: ign
 def test_relay_chunked_upload_passed_as_chunked(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
     pieces = [b"a" * 70000, b"b" * 3, b"c" * 100000]
     framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
-    resp = _req(portal, token, "POST", "/chunked", {"Transfer-Encoding": "chunked"}, framed)
+    resp = _req(
+        portal, token, "POST", "/chunked", {"Transfer-Encoding": "chunked"}, framed
+    )
     assert resp.status == 200
     assert upstream.last.body_len == sum(len(p) for p in pieces)
     assert upstream.last.body_sha == hashlib.sha256(b"".join(pieces)).hexdigest()
@@ -147,7 +160,9 @@ def test_relay_response_hop_by_hop_dropped(portal, echo, token):  # type: ignore
         ("{up}evil.example/x", "{up}evil.example/x"),
     ],
 )
-def test_relay_location_rewritten_to_public_url(portal, echo, token, upstream, to, expected):  # type: ignore[no-untyped-def]
+def test_relay_location_rewritten_to_public_url(
+    portal, echo, token, upstream, to, expected
+):  # type: ignore[no-untyped-def]
     from urllib.parse import quote
 
     pub = f"http://echo.localhost:{portal.port}"
@@ -157,7 +172,9 @@ def test_relay_location_rewritten_to_public_url(portal, echo, token, upstream, t
     assert resp.header("Location") == expected.format(up=upstream.url, pub=pub)
 
 
-def test_relay_location_uses_configured_host_not_request_host(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
+def test_relay_location_uses_configured_host_not_request_host(
+    portal, echo, token, upstream
+):  # type: ignore[no-untyped-def]
     from urllib.parse import quote
 
     resp = portal.request(
@@ -176,7 +193,13 @@ def test_relay_client_authorization_passed(portal, echo, token, upstream):  # ty
 
 @pytest.mark.parametrize(
     "target",
-    ["/a%2fb/%2F?x=%2f", "/sp%20ace?q=a+b%20c", "/%C3%A9t%C3%A9?%E2%9C%93=1", "/x?", "/x?a=1&a=2&b"],
+    [
+        "/a%2fb/%2F?x=%2f",
+        "/sp%20ace?q=a+b%20c",
+        "/%C3%A9t%C3%A9?%E2%9C%93=1",
+        "/x?",
+        "/x?a=1&a=2&b",
+    ],
 )
 def test_relay_raw_target_byte_for_byte(portal, echo, token, upstream, target):  # type: ignore[no-untyped-def]
     assert _req(portal, token, "GET", target).status == 200
@@ -194,8 +217,12 @@ PREFLIGHT = {
 
 def test_relay_preflight_answered_by_portal(portal, live_db, upstream):  # type: ignore[no-untyped-def]
     make_app(
-        "cors", "cors.localhost", upstream.url, STANDARD_POLICIES,
-        cors_mode="portal", cors_origins="https://ui.example",
+        "cors",
+        "cors.localhost",
+        upstream.url,
+        STANDARD_POLICIES,
+        cors_mode="portal",
+        cors_origins="https://ui.example",
     )
     before = len(upstream.requests)
     resp = portal.request("OPTIONS", "/api", host="cors.localhost", headers=PREFLIGHT)
@@ -204,7 +231,10 @@ def test_relay_preflight_answered_by_portal(portal, live_db, upstream):  # type:
     assert "PUT" in resp.header("Access-Control-Allow-Methods")
     assert resp.header("Access-Control-Allow-Headers") == "content-type"
     bad = portal.request(
-        "OPTIONS", "/api", host="cors.localhost", headers={**PREFLIGHT, "Origin": "https://evil.example"}
+        "OPTIONS",
+        "/api",
+        host="cors.localhost",
+        headers={**PREFLIGHT, "Origin": "https://evil.example"},
     )
     assert bad.status == 403
     assert bad.header("Access-Control-Allow-Origin") is None
@@ -214,7 +244,11 @@ def test_relay_preflight_answered_by_portal(portal, live_db, upstream):  # type:
 def test_relay_preflight_passed_upstream_bare(portal, echo, upstream):  # type: ignore[no-untyped-def]
     from tests.proxy.conftest import mint_cookie
 
-    headers = {**PREFLIGHT, "Cookie": f"{mint_cookie(echo)}; sessionid=1", "Authorization": "Basic eDp5"}
+    headers = {
+        **PREFLIGHT,
+        "Cookie": f"{mint_cookie(echo)}; sessionid=1",
+        "Authorization": "Basic eDp5",
+    }
     resp = portal.request("OPTIONS", "/api", host="echo.localhost", headers=headers)
     assert resp.status == 200
     seen = upstream.last
@@ -230,7 +264,9 @@ def test_relay_preflight_passed_upstream_bare(portal, echo, upstream):  # type: 
 
 
 def test_relay_timeout_gives_504_page(portal, live_db, upstream):  # type: ignore[no-untyped-def]
-    make_app("slow", "slow.localhost", upstream.url, STANDARD_POLICIES, read_timeout=0.3)
+    make_app(
+        "slow", "slow.localhost", upstream.url, STANDARD_POLICIES, read_timeout=0.3
+    )
     from apps.tokens.service import issue_token
 
     token = issue_token("slow-ci")
@@ -242,7 +278,10 @@ def test_relay_timeout_gives_504_page(portal, live_db, upstream):  # type: ignor
     assert resp.status == 504
     assert resp.json()["error"] == "upstream_timeout"
     # A quick answer within the same short timeout still passes.
-    assert _req(portal, token, "GET", "/__sleep?s=0.05", API, host="slow.localhost").status == 200
+    assert (
+        _req(portal, token, "GET", "/__sleep?s=0.05", API, host="slow.localhost").status
+        == 200
+    )
 
 
 def test_relay_refused_gives_502_page_without_internals(portal, live_db):  # type: ignore[no-untyped-def]
@@ -256,7 +295,10 @@ def test_relay_refused_gives_502_page_without_internals(portal, live_db):  # typ
     assert b"Gone" in resp.body
     for leak in (str(port).encode(), b"127.0.0.1", b"Traceback", b"refused", b"Errno"):
         assert leak not in resp.body
-    assert _req(portal, token, "GET", "/", API, host="gone.localhost").json()["error"] == "upstream_unavailable"
+    assert (
+        _req(portal, token, "GET", "/", API, host="gone.localhost").json()["error"]
+        == "upstream_unavailable"
+    )
 
 
 def test_relay_garbage_upstream_gives_502(portal, echo, token):  # type: ignore[no-untyped-def]
@@ -306,7 +348,9 @@ def _make_ca(tmp_path, name: str):  # type: ignore[no-untyped-def]
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -317,7 +361,9 @@ def _make_ca(tmp_path, name: str):  # type: ignore[no-untyped-def]
     chain = tmp_path / f"{name}-server.pem"
     chain.write_bytes(
         cert.public_bytes(pem)
-        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return ca_path, chain
 
@@ -343,7 +389,9 @@ def test_relay_tls_upstream_verified_with_app_ca(portal, live_db, tls_upstream):
     server, url, ca_path, other_ca = tls_upstream
     make_app("tls-ok", "tls-ok.localhost", url, STANDARD_POLICIES, ca_bundle=ca_path)
     make_app("tls-system", "tls-system.localhost", url, STANDARD_POLICIES)
-    make_app("tls-wrong", "tls-wrong.localhost", url, STANDARD_POLICIES, ca_bundle=other_ca)
+    make_app(
+        "tls-wrong", "tls-wrong.localhost", url, STANDARD_POLICIES, ca_bundle=other_ca
+    )
     from apps.tokens.service import issue_token
 
     token = issue_token("tls-ci")

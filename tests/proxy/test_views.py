@@ -60,7 +60,9 @@ def test_handoff_sets_cookie_and_redirects_on_app(portal, echo, upstream):  # ty
     assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
     assert "secure" not in flags  # PORTAL_URL is http in the suite
     assert "max-age=86400" in flags
-    ok = portal.request("GET", "/after", host="echo.localhost", headers={"Cookie": pair})
+    ok = portal.request(
+        "GET", "/after", host="echo.localhost", headers={"Cookie": pair}
+    )
     assert ok.status == 200
     assert upstream.last.header("X-Auth-Request-Email") == "alice@corp.example"
 
@@ -109,9 +111,15 @@ def test_handoff_redirect_stays_on_app(portal, echo, path):  # type: ignore[no-u
 
 
 def test_handoff_redirect_to_other_app_on_host_falls_back(portal, live_db, upstream):  # type: ignore[no-untyped-def]
-    api = make_app("api", "shared.localhost", upstream.url, STANDARD_POLICIES, path="/api")
+    api = make_app(
+        "api", "shared.localhost", upstream.url, STANDARD_POLICIES, path="/api"
+    )
     make_app("web", "shared.localhost", upstream.url, STANDARD_POLICIES, path="/web")
-    resp = _redeem(portal, _code(api, path="/web/secret", host="shared.localhost"), host="shared.localhost")
+    resp = _redeem(
+        portal,
+        _code(api, path="/web/secret", host="shared.localhost"),
+        host="shared.localhost",
+    )
     assert resp.status == 302
     assert resp.header("Location") == "/api/"
     pair, header = _set_cookie(resp)
@@ -135,7 +143,10 @@ def test_handoff_policy_duration_shortens_cookie(portal, live_db, upstream):  # 
 
 def test_handoff_app_duration_used_without_policy_duration(portal, live_db, upstream):  # type: ignore[no-untyped-def]
     app = make_app(
-        "eight", "eight.localhost", upstream.url, STANDARD_POLICIES,
+        "eight",
+        "eight.localhost",
+        upstream.url,
+        STANDARD_POLICIES,
         session_duration=timedelta(hours=8),
     )
     resp = _redeem(portal, _code(app, host="eight.localhost"), host="eight.localhost")
@@ -156,8 +167,12 @@ def test_handoff_revoked_session_gets_no_cookie(portal, echo):  # type: ignore[n
 def test_app_logout_ends_cookie_on_next_request(portal, echo):  # type: ignore[no-untyped-def]
     pair, _ = _set_cookie(_redeem(portal, _code(echo)))
     headers = {**API, "Cookie": pair}
-    assert portal.request("GET", "/", host="echo.localhost", headers=headers).status == 200
-    out = portal.request("GET", "/.accessportal/logout", host="echo.localhost", headers=headers)
+    assert (
+        portal.request("GET", "/", host="echo.localhost", headers=headers).status == 200
+    )
+    out = portal.request(
+        "GET", "/.accessportal/logout", host="echo.localhost", headers=headers
+    )
     assert out.status == 302
     assert out.header("Location") == f"{portal.url}/logout/?done=1"
     assert re.search(r"accessportal_app=\"?\"?;", out.header("Set-Cookie"))
@@ -168,7 +183,12 @@ def test_app_logout_ends_cookie_on_next_request(portal, echo):  # type: ignore[n
 
 def test_identity_endpoint_reports_cookie_identity(portal, echo):  # type: ignore[no-untyped-def]
     pair, _ = _set_cookie(_redeem(portal, _code(echo)))
-    resp = portal.request("GET", "/.accessportal/identity", host="echo.localhost", headers={"Cookie": pair})
+    resp = portal.request(
+        "GET",
+        "/.accessportal/identity",
+        host="echo.localhost",
+        headers={"Cookie": pair},
+    )
     assert resp.json()["email"] == "alice@corp.example"
     anon = portal.request("GET", "/.accessportal/identity", host="echo.localhost")
     assert anon.json() == {"authenticated": False}
