@@ -10,6 +10,7 @@ gets a plain 404 without touching Django, so a stray ``Host`` never shows a
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +26,14 @@ RESERVED = "/.accessportal/"
 
 
 def request_host(environ: dict) -> str | None:
-    raw = environ.get("HTTP_HOST") or ""
+    return _normalise_host_header(environ.get("HTTP_HOST") or "")
+
+
+@lru_cache(maxsize=8192)
+def _normalise_host_header(raw: str) -> str | None:
+    # Cached: the same few Host values arrive on every request, and
+    # normalising one (an IP parse that usually fails, a regex per label)
+    # costs more than the rest of the routing.
     if not raw or len(raw) > 300:
         return None
     if raw.startswith("["):

@@ -52,6 +52,17 @@ def _token_key(token_id: int) -> str:
 
 def stamp_path() -> Path | None:
     """The local change signal, or None when there can be none."""
+    key = (id(settings.CACHES), id(settings.DATABASES))
+    if _stamp_cache.get("key") != key:
+        _stamp_cache["key"] = key
+        _stamp_cache["path"] = _find_stamp_path()
+    return _stamp_cache["path"]  # type: ignore[return-value]
+
+
+_stamp_cache: dict[str, object] = {}
+
+
+def _find_stamp_path() -> Path | None:
     backend = str(settings.CACHES["default"]["BACKEND"])
     db = settings.DATABASES["default"]
     if not backend.endswith("DatabaseCache") or "sqlite" not in db["ENGINE"]:
