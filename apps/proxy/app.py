@@ -389,7 +389,7 @@ class ProxyHandler:
             )
         upstream_time = time.perf_counter() - upstream_started
 
-        out_headers = response_headers(response.headers.items())
+        out_headers = response_headers(response.headers)
         out_headers = [
             (
                 n,
@@ -409,8 +409,7 @@ class ProxyHandler:
         )
         start_response(f"{status} {response.reason or ''}".strip(), out_headers)
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            response.drain_conn()
-            response.release_conn()
+            response.finish()
             return [b""]
         return _Body(stream_body(response, app.slug))
 
