@@ -403,3 +403,137 @@ def test_relay_tls_upstream_verified_with_app_ca(portal, live_db, tls_upstream):
         resp = _req(portal, token, "GET", "/secure", API, host=host)
         assert resp.status == 502
         assert len(server.requests) == before
+
+
+# Upstream answers the relay's own HTTP client must read (or refuse) ---------
+
+
+class ScriptedUpstream:
+    """Answers every request on a connection with the same raw bytes."""
+
+    def __init__(self) -> None:
+        self.answer = b""
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                _, _, buffer = buffer.partition(b"\r\n\r\n")
+                answer = self.answer
+                conn.sendall(answer)
+                if (
+                    b"Connection: close" in answer
+                    or b"Content-Length" not in answer
+                    and b"chunked" not in answer
+                ):
+                    return
+
+
+@pytest.fixture(scope="module")
+def scripted():  # type: ignore[no-untyped-def]
+    server = ScriptedUpstream()
+    yield server
+    server.sock.close()
+
+
+@pytest.fixture
+def scripted_app(live_db, scripted):  # type: ignore[no-untyped-def]
+    from apps.tokens.service import issue_token
+
+    make_app(
+        "scripted",
+        "scripted.localhost",
+        f"http://127.0.0.1:{scripted.port}",
+        STANDARD_POLICIES,
+        read_timeout=2,
+    )
+    return token_headers(issue_token("scripted-ci"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, b"hello"),
+        (b"HTTP/1.0 200 OK\r\n\r\nuntil close", 200, b"until close"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            200,
+            b"abcde",
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+            201,
+            b"ok",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+            502,
+            None,
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 502, None),
+        (
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n",
+            502,
+            None,
+        ),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 502, None),
+        (b"HTTP/2 200\r\n\r\n", 502, None),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", 502, None),
+        (b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", 502, None),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 200, None),
+        (b"", 502, None),
+    ],
+)
+def test_relay_upstream_framing_read_or_refused(
+    portal, scripted, scripted_app, answer, status, body
+):  # type: ignore[no-untyped-def]
+    scripted.answer = answer
+    if body is None and status == 200:
+        # The head was fine, the body is not: the client's connection is cut.
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            portal.request("GET", "/", host="scripted.localhost", headers=scripted_app)
+        return
+    resp = portal.request(
+        "GET", "/", host="scripted.localhost", headers={**API, **scripted_app}
+    )
+    assert resp.status == status, resp.body[:200]
+    if body is not None:
+        assert resp.body == body
+    else:
+        assert resp.json()["error"] == "upstream_unavailable"
+
+
+def test_relay_upstream_connections_reused(portal, scripted, scripted_app):  # type: ignore[no-untyped-def]
+    scripted.answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    for _ in range(3):  # both workers open their pooled connection
+        portal.request("GET", "/", host="scripted.localhost", headers=scripted_app)
+    before = scripted.connections
+    for _ in range(20):
+        assert (
+            portal.request(
+                "GET", "/", host="scripted.localhost", headers=scripted_app
+            ).status
+            == 200
+        )
+    assert scripted.connections - before <= 2
