@@ -548,21 +548,37 @@ def main() -> None:
             port, host, headers = targets[name]
             wrk(port, host, headers, args.connections, 3)
         scaled: dict[str, list[dict[str, float]]] = {"token": [], "cookie": []}
-        for _ in range(3):
+        for round_no in range(3):
             for name in scaled:
                 port, host, headers = targets[name]
-                scaled[name].append(
-                    wrk(port, host, headers, args.connections, args.seconds)
+                cpu_before = cpu_seconds(portal.pid)
+                result = wrk(port, host, headers, args.connections, args.seconds)
+                used = cpu_seconds(portal.pid) - cpu_before
+                result["cpu_us"] = used / (result["rps"] * round(args.seconds)) * 1e6
+                scaled[name].append(result)
+                print(
+                    f"  round {round_no + 1} {name:7s} {result['rps']:9.0f} req/s "
+                    f"p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms  "
+                    f"worker CPU {result['cpu_us']:.0f} us/req",
+                    flush=True,
                 )
         figures["scale"] = {}
         for name, rows in scaled.items():
             big = medians(rows)["rps"]
             small = table[name]["rps"]
             cost = 1 - big / small
-            figures["scale"][name] = {"apps_10": small, "apps_10000": big, "cost": cost}
+            cpu_big = statistics.median(r["cpu_us"] for r in rows)
+            figures["scale"][name] = {
+                "apps_10": small,
+                "apps_10000": big,
+                "cost": cost,
+                "cpu_us_10": table[name]["cpu_us"],
+                "cpu_us_10000": cpu_big,
+            }
             print(
                 f"  {name:7s} 10 apps {small:8.0f} req/s   10,000 apps {big:8.0f} req/s"
-                f"   cost {cost * 100:+.1f}%"
+                f"   cost {cost * 100:+.1f}%   CPU {table[name]['cpu_us']:.0f} -> "
+                f"{cpu_big:.0f} us/req"
             )
 
         print("\n== targets (issue 3) ==")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import jwt
 import pytest
+from django.core.management import call_command
 
-from apps.proxy.keys import rotate_signing_key
 from tests.proxy.conftest import (
     API,
     HTML,
@@ -332,7 +334,7 @@ def test_identity_token_headers_and_assertion(portal, echo, token, upstream):  #
 def test_identity_rotated_key_keeps_previous_published(portal, echo, token, upstream):  # type: ignore[no-untyped-def]
     portal.request("GET", "/k1", host="echo.localhost", headers=token_headers(token))
     old = upstream.last.header("X-Access-Jwt-Assertion")
-    rotate_signing_key()
+    call_command("rotate_signing_key", stdout=io.StringIO())
     portal.request("GET", "/k2", host="echo.localhost", headers=token_headers(token))
     new = upstream.last.header("X-Access-Jwt-Assertion")
     old_kid = jwt.get_unverified_header(old)["kid"]
