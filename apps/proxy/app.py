@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from apps.audit.service import defer_call, defer_event
+from apps.audit.service import defer_call, defer_event, record_event
 from apps.policies.engine import Decision, Identity, Outcome, evaluate_access
 from apps.policies.snapshot import AppSpec, Snapshot
 from apps.proxy import keys, metrics
@@ -91,19 +91,23 @@ def _touch_token(who: Identity, app: AppSpec, ip: str | None) -> None:
 
         from apps.tokens.models import ServiceToken
 
+        # The per-process clock above only spares the queue; this shared
+        # mark is what keeps every worker of every instance to one write (and
+        # one audit event) per token and minute.
         if not cache.add(f"token-touch:{token_id}", 1, timeout=TOKEN_TOUCH_SECONDS):
-            return  # another process wrote it within the minute
+            return
         ServiceToken.objects.filter(pk=token_id).update(last_seen=timezone.now())
+        record_event(
+            "token_used",
+            actor=actor,
+            application=slug,
+            client_ip=ip,
+            outcome="allow",
+            detail={"token_id": token_id},
+        )
 
+    actor, slug = who.username, app.slug
     defer_call(write)
-    defer_event(
-        "token_used",
-        actor=who.username,
-        application=app.slug,
-        client_ip=ip,
-        outcome="allow",
-        detail={"token_id": token_id},
-    )
 
 
 class ProxyHandler:
@@ -313,15 +317,15 @@ class ProxyHandler:
         method = environ.get("REQUEST_METHOD", "GET")
         drop = [app.identity_header] if app.identity_header else []
         headers = client_headers(environ, drop)
-        public_host = host or app.hosts[0]
+        # The public host and port come from configuration (the routed host
+        # and PORTAL_URL), never from the client's Host header as sent.
+        public_netloc = app.public_origin(host).split("://", 1)[1]
         headers["Host"] = (
-            environ.get("HTTP_HOST", public_host)
-            if app.preserve_host
-            else app.upstream.host_header
+            public_netloc if app.preserve_host else app.upstream.host_header
         )
         headers["X-Forwarded-For"] = ip_text or environ.get("REMOTE_ADDR", "")
         headers["X-Forwarded-Proto"] = settings.PORTAL.scheme
-        headers["X-Forwarded-Host"] = environ.get("HTTP_HOST", public_host)
+        headers["X-Forwarded-Host"] = public_netloc
         if who is not None:
             headers["X-Auth-Request-Email"] = who.email
             headers["X-Auth-Request-User"] = who.username or who.email
@@ -385,13 +389,11 @@ class ProxyHandler:
             )
         upstream_time = time.perf_counter() - upstream_started
 
-        out_headers = response_headers(response.headers.items())
+        out_headers = response_headers(response.headers)
         out_headers = [
             (
                 n,
-                self.rewrite_location(v, app, environ)
-                if n.lower() == "location"
-                else v,
+                self.rewrite_location(v, app, host) if n.lower() == "location" else v,
             )
             for n, v in out_headers
         ]
@@ -407,16 +409,14 @@ class ProxyHandler:
         )
         start_response(f"{status} {response.reason or ''}".strip(), out_headers)
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            response.drain_conn()
-            response.release_conn()
+            response.finish()
             return [b""]
-        return _Body(stream_body(response))
+        return _Body(stream_body(response, app.slug))
 
-    def rewrite_location(self, value: str, app: AppSpec, environ: dict) -> str:
-        public = app.public_origin(None)
-        request_host = environ.get("HTTP_HOST")
-        if request_host:
-            public = f"{settings.PORTAL.scheme}://{request_host}"
+    def rewrite_location(self, value: str, app: AppSpec, host: str | None) -> str:
+        # Built from configuration: echoing the request's Host would let a
+        # client steer the redirect to any name it sends.
+        public = app.public_origin(host)
         prefix = app.cookie_path.rstrip("/") if app.strip_prefix else ""
         base = app.upstream.base_path
         for origin in {

@@ -9,11 +9,16 @@ values give no address, which matches no IP rule.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from apps.policies.engine import IPAddress, parse_ip
+
+# Peers repeat (load balancers, keep-alive clients); parsing is not free.
+_parse_peer = lru_cache(maxsize=4096)(parse_ip)
 
 
 def client_ip(environ: dict, trusted_proxies: int) -> IPAddress | None:
-    peer = parse_ip(environ.get("REMOTE_ADDR"))
+    peer = _parse_peer(environ.get("REMOTE_ADDR"))
     if trusted_proxies <= 0:
         return peer
     header = environ.get("HTTP_X_FORWARDED_FOR", "")

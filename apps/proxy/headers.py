@@ -145,7 +145,9 @@ def client_headers(environ: dict, extra_drop: Iterable[str] = ()) -> dict[str, s
     drop |= {"host"}
     out: dict[str, str] = {}
     for name, value in raw.items():
-        if name in drop:
+        # The whole family, not only the names the portal sets today: an
+        # upstream may read any X-Auth-Request-* header as identity.
+        if name in drop or name.startswith("x-auth-request-"):
             continue
         if name == "cookie":
             value = strip_portal_cookies(value)

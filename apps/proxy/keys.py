@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from apps.policies.engine import Identity
@@ -76,23 +76,35 @@ def rotate_signing_key() -> SigningKey:
     return key
 
 
-def current_key() -> SigningKey:
-    key = (
+def _first_current() -> SigningKey | None:
+    return (
         SigningKey.objects.filter(retired_at__isnull=True)
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def current_key() -> SigningKey:
+    """The key that signs now; made on first use of a fresh database.
+
+    Every worker may get here at once on a fresh database. SQLite refuses a
+    second writer with "database is locked" instead of waiting when a read
+    transaction tries to write, so the key is written in a transaction of its
+    own and a loser simply reads the winner's key. Two keys made in a tie are
+    harmless: the newest signs and both are published.
+    """
+    for attempt in range(20):
+        key = _first_current()
+        if key is not None:
+            return key
+        try:
+            with transaction.atomic():
+                _new_key().save()
+        except OperationalError:
+            time.sleep(0.05 * (attempt + 1))
+    key = _first_current()
     if key is None:
-        with transaction.atomic():
-            key = (
-                SigningKey.objects.select_for_update()
-                .filter(retired_at__isnull=True)
-                .order_by("-created_at", "-id")
-                .first()
-            )
-            if key is None:
-                key = _new_key()
-                key.save()
+        raise OperationalError("could not create the first signing key")
     return key
 
 

@@ -58,7 +58,11 @@ def observe(
         if due:
             _last_publish = time.monotonic()
     if due:
-        publish()
+        # Off the request path: publishing is a cache write, which in the
+        # embedded set-up is a database write.
+        from apps.audit.service import defer_call
+
+        defer_call(publish)
 
 
 def _snapshot() -> dict:
