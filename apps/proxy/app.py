@@ -43,6 +43,12 @@ def login_url(app: AppSpec, host: str, path: str) -> str:
     return f"{settings.PORTAL_URL}/login/?next={quote(value)}"
 
 
+def switch_url(app: AppSpec, host: str, path: str) -> str:
+    """Sign out, then sign in again and come back to this same page."""
+    value = sign_return(app.id, host, path)
+    return f"{settings.PORTAL_URL}/logout/?switch=1&next={quote(value)}"
+
+
 def _log(
     environ: dict,
     app: str,
@@ -183,7 +189,14 @@ class ProxyHandler:
             return self.ask_login(environ, start_response, app, host, target, started)
         if decision.outcome is Outcome.DENY:
             return self.deny(
-                environ, start_response, app, who, decision, ip_text, started
+                environ,
+                start_response,
+                app,
+                who,
+                decision,
+                ip_text,
+                started,
+                switch_url=switch_url(app, host, target.raw),
             )
         if who.is_service:
             _touch_token(who, app, ip_text)
@@ -222,7 +235,17 @@ class ProxyHandler:
             [("WWW-Authenticate", 'Bearer realm="accessportal"')],
         )
 
-    def deny(self, environ, start_response, app, who, decision, ip_text, started):  # type: ignore[no-untyped-def]
+    def deny(
+        self,
+        environ,
+        start_response,
+        app,
+        who,
+        decision,
+        ip_text,
+        started,
+        switch_url="",
+    ):  # type: ignore[no-untyped-def]
         defer_event(
             "denied",
             actor=who.display,
@@ -245,7 +268,7 @@ class ProxyHandler:
                     "message": f"{who.display} may not use {app.name}.",
                 },
             )
-        switch = f"{settings.PORTAL_URL}/logout/?switch=1"
+        switch = switch_url or f"{settings.PORTAL_URL}/logout/?switch=1"
         return page(
             start_response,
             403,

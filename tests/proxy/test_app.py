@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
+from urllib.parse import unquote
 
 import jwt
 import pytest
 from django.core.management import call_command
 
+from apps.proxy.returnto import read_return
 from tests.proxy.conftest import (
     API,
     HTML,
@@ -227,11 +230,22 @@ def test_answer_member_without_policy_gets_403_page(portal, echo, upstream):  # 
     before = len(upstream.requests)
     cookie = mint_cookie(echo, email="eve@other.example")
     resp = portal.request(
-        "GET", "/", host="echo.localhost", headers={**HTML, "Cookie": cookie}
+        "GET",
+        "/deep/page?x=1",
+        host="echo.localhost",
+        headers={**HTML, "Cookie": cookie},
     )
     assert resp.status == 403
     assert b"eve@other.example" in resp.body
-    assert b"/logout/?switch=1" in resp.body
+    found = re.search(rb'href="([^"]*/logout/\?switch=1&amp;next=([^"&]+))"', resp.body)
+    assert found, resp.body
+    ret = read_return(unquote(found.group(2).decode()))
+    assert ret is not None
+    assert (ret.app_id, ret.host, ret.path) == (
+        echo.pk,
+        "echo.localhost",
+        "/deep/page?x=1",
+    )
     resp = portal.request(
         "GET", "/", host="echo.localhost", headers={**API, "Cookie": cookie}
     )
