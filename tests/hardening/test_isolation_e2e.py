@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from apps.policies.models import Application, Policy, Rule
 from apps.tokens.service import issue_token
+from tests.support.apps import make_app
 
 pytestmark = pytest.mark.e2e
 
@@ -22,16 +22,10 @@ FAST_COUNT = 40
 
 
 def _app(slug, upstream, policy_action, selector):  # type: ignore[no-untyped-def]
-    app = Application(
-        name=slug, slug=slug, hosts=f"{slug}.localhost", upstream=upstream.url
+    rules = [("include", selector, "")]
+    return make_app(
+        slug, f"{slug}.localhost", upstream.url, [("p", policy_action, 1, rules)]
     )
-    app.full_clean()
-    app.save()
-    policy = Policy.objects.create(
-        application=app, name="p", action=policy_action, precedence=1
-    )
-    Rule.objects.create(policy=policy, kind="include", selector=selector)
-    return app
 
 
 def test_isolation_slow_app_does_not_starve_fast_app(portal, upstream, live_db):  # type: ignore[no-untyped-def]

@@ -7,23 +7,16 @@ import time
 
 import pytest
 
-from apps.policies.models import Application, Policy, Rule
+from tests.support.apps import make_app
+
+OPEN = ("open", "bypass", 1, [("include", "everyone", "")])
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def open_app(live_db, upstream):  # type: ignore[no-untyped-def]
-    app = Application(
-        name="Lim", slug="lim", hosts="lim.localhost", upstream=upstream.url
-    )
-    app.full_clean()
-    app.save()
-    policy = Policy.objects.create(
-        application=app, name="open", action="bypass", precedence=1
-    )
-    Rule.objects.create(policy=policy, kind="include", selector="everyone")
-    return app
+    return make_app("lim", "lim.localhost", upstream.url, [OPEN])
 
 
 def test_limits_very_long_url_is_refused_with_414(portal, open_app):  # type: ignore[no-untyped-def]

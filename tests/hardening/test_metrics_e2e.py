@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.policies.models import Application, Policy, Rule
 from tests.conftest import portal_env
+from tests.support.apps import make_app
 from tests.support.portal import Portal, free_port
 
 pytestmark = pytest.mark.e2e
@@ -54,15 +54,8 @@ def _total(body: str, app: str, status: str) -> int:
 
 
 def test_metrics_counts_requests_of_every_worker(portal, upstream, live_db):  # type: ignore[no-untyped-def]
-    app = Application(
-        name="Met", slug="met", hosts="met.localhost", upstream=upstream.url
-    )
-    app.full_clean()
-    app.save()
-    policy = Policy.objects.create(
-        application=app, name="open", action="bypass", precedence=1
-    )
-    Rule.objects.create(policy=policy, kind="include", selector="everyone")
+    open_policy = ("open", "bypass", 1, [("include", "everyone", "")])
+    make_app("met", "met.localhost", upstream.url, [open_policy])
     for _ in range(30):
         assert (
             portal.request("GET", "/__status/200", host="met.localhost").status == 200

@@ -8,51 +8,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
-from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from apps.policies.models import Application, Policy, Rule
+from apps.policies.models import Application
 from apps.policies.snapshot import get_snapshot
 from apps.proxy.cookies import CookieClaims, encode_cookie
 from apps.tokens.service import IssuedToken, issue_token
+from tests.support.apps import RuleSpec, make_app  # noqa: F401 - re-exported
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 API = {"Accept": "application/json"}
-
-RuleSpec = tuple[str, str, str]  # (kind, selector, value)
-
-
-def make_app(
-    slug: str,
-    hosts: str,
-    upstream: str,
-    policies: Iterable[tuple[str, str, int, list[RuleSpec]]] = (),
-    session_durations: dict[str, timedelta] | None = None,
-    **fields: Any,
-) -> Application:
-    """Save an application with ``(name, action, precedence, rules)``."""
-    app = Application(name=slug.title(), slug=slug, hosts=hosts, upstream=upstream)
-    for key, value in fields.items():
-        setattr(app, key, value)
-    app.full_clean()
-    app.save()
-    for name, action, precedence, rules in policies:
-        policy = Policy.objects.create(
-            application=app,
-            name=name,
-            action=action,
-            precedence=precedence,
-            session_duration=(session_durations or {}).get(name),
-        )
-        for kind, selector, value in rules:
-            rule = Rule(policy=policy, kind=kind, selector=selector, value=value)
-            rule.full_clean()
-            rule.save()
-    return app
-
 
 STANDARD_POLICIES = [
     ("tokens", "service_auth", 1, [("include", "any_service_token", "")]),
