@@ -23,19 +23,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.policies.models import Application
 from apps.tokens.models import ServiceToken
 from tests.conftest import require, require_executable
+from tests.support.browser import launch_context
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -50,10 +40,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     profile = tempfile.mkdtemp(prefix="admin-browser-")
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-        )
-        context.set_default_timeout(10_000)
+        context = launch_context(playwright, profile, chromium, 10_000)
         page = context.new_page()
         page.csp_errors = []  # type: ignore[attr-defined]
         page.on(

@@ -5,32 +5,21 @@ GitHub server."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from tests.conftest import require_executable
 from tests.identity.conftest import create_app
+from tests.support.browser import launch_context, wait_for_pin
 from tests.support.fake_github import FakeGitHub, FakeUser
 from tests.support.portal import Portal
 from tests.support.upstream import UpstreamServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 15_000
 
 
@@ -40,13 +29,9 @@ def browser_page(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
+        context = launch_context(
+            pw, tmp_path / "chromium-profile", executable, TIMEOUT_MS
         )
-        context.set_default_timeout(TIMEOUT_MS)
         try:
             yield context.pages[0] if context.pages else context.new_page()
         finally:
@@ -85,23 +70,6 @@ def vault(live_db, upstream: UpstreamServer) -> None:  # type: ignore[no-untyped
     )
 
 
-def _wait_for_pin(address: str, timeout: float = 10.0) -> str:
-    """The PIN in the newest mail to ``address`` in the file backend's folder."""
-    folder = Path(settings.EMAIL_FILE_PATH or "")
-    deadline = time.monotonic() + timeout
-    pattern = re.compile(r"code is:\s+(\d{6})")
-    while time.monotonic() < deadline:
-        for path in sorted(
-            folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True
-        ):
-            text = path.read_text(errors="replace")
-            for message in reversed(text.split("-" * 79)):
-                if f"To: {address}" in message and (found := pattern.search(message)):
-                    return found.group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"no PIN mailed to {address} within {timeout}s")
-
-
 def _seen_by_upstream(upstream: UpstreamServer, path: str):  # type: ignore[no-untyped-def]
     matches = [r for r in upstream.requests if r.path == path]
     assert matches, f"{path} never reached the upstream"
@@ -120,7 +88,7 @@ def test_pin_signin_lands_on_original_path_then_logout_requires_login(  # type: 
     page.fill("#id_email", email.upper())
     page.click("text=E-mail me a code")
     page.wait_for_selector("#id_pin")
-    page.fill("#id_pin", _wait_for_pin(email))
+    page.fill("#id_pin", wait_for_pin(email))
     page.click("button:has-text('Sign in')")
     page.wait_for_url(app_url)
 
@@ -146,7 +114,7 @@ def test_pin_signin_wrong_code_then_denied_app_offers_switch(  # type: ignore[no
     page.goto(f"{portal.url}/login/")
     page.fill("#id_email", email)
     page.click("text=E-mail me a code")
-    code = _wait_for_pin(email)
+    code = wait_for_pin(email)
     page.fill("#id_pin", f"{(int(code) + 1) % 1_000_000:06d}")
     page.click("button:has-text('Sign in')")
 
@@ -163,7 +131,7 @@ def test_pin_signin_wrong_code_then_denied_app_offers_switch(  # type: ignore[no
     assert "Access denied" in page.content()
     assert email in page.content()
     page.click("text=Use another account")
-    page.wait_for_url(f"{portal.url}/login/")
+    page.wait_for_url(re.compile(re.escape(f"{portal.url}/login/?next=") + ".+"))
     page.goto(f"{portal.app_url('echo.localhost')}/")
     assert page.url.startswith(f"{portal.url}/login/?next=")
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import portal_env, require, require_executable
+from tests.support.browser import launch_context
 from tests.support.portal import Portal, free_port
 from tests.tools.servers import Datasette, IngestServer, Prometheus, make_tools_database
 
@@ -26,16 +27,6 @@ from tests.tools.servers import Datasette, IngestServer, Prometheus, make_tools_
 EXTRA_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _port_free_everywhere() -> int:
@@ -134,13 +125,7 @@ class Browser:
 
 @pytest.fixture
 def browser(playwright_driver, tmp_path) -> Iterator[Browser]:  # type: ignore[no-untyped-def]
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-    )
-    context.set_default_timeout(15_000)
+    context = launch_context(playwright_driver, tmp_path / "chromium-profile", CHROMIUM)
     try:
         page = context.new_page()
         seen = Browser(page)

@@ -6,9 +6,8 @@ member signs in with a PIN: a member ``User`` (username = email), a
 browser or HTTP client then redeems the code at
 ``<app>/.accessportal/authorized``, which sets the real application cookie.
 
-These are the only places that know how a test member signs in: when the
-PIN pages exist, ``sign_in_browser`` and ``sign_in_cookie`` can drive them
-instead and no test needs to change.
+A browser signs in through the real PIN pages (``sign_in_browser``); HTTP
+clients that only need a member's cookie take the handoff directly.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.browser import sign_in_with_pin
 from tests.support.portal import Portal
 
 
@@ -59,10 +59,9 @@ def handoff_target(
 
 def sign_in_browser(
     page: Any, portal: Portal, app_id: int, host: str, email: str, path: str = "/"
-) -> Any:
-    """Open ``path`` on the application as a signed-in member."""
-    target = handoff_target(app_id, host, email, path)
-    return page.goto(portal.app_url(host) + target)
+) -> None:
+    """Open ``path`` on the application and sign in on the real PIN pages."""
+    sign_in_with_pin(page, portal.app_url(host) + path, email)
 
 
 def redeem(portal: Portal, host: str, target: str) -> str:

@@ -60,7 +60,15 @@ def test_prometheus_ui_after_sign_in_renders_query_and_api_calls_pass(  # type: 
     assert set(browser.statuses("/api/v1/")) == {200}
     assert 200 in browser.statuses("graph_template.handlebar")
     assert all(status < 400 for _, status, _ in browser.responses)
-    assert all(url.startswith(portal.app_url(HOST)) for url, _, _ in browser.responses)
+    # Apart from the sign-in pages on the portal, every request the UI made
+    # went to Prometheus' public host, never around the portal.
+    assert all(
+        url.startswith((portal.app_url(HOST), portal.url + "/"))
+        for url, _, _ in browser.responses
+    )
+    assert any(
+        url.startswith(portal.url + "/login/") for url, _, _ in browser.responses
+    )
 
 
 def test_prometheus_curl_with_service_token_reads_query_api(portal, prometheus_app):  # type: ignore[no-untyped-def]
