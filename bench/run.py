@@ -18,7 +18,7 @@ gunicorn settings. Then, with wrk:
    against 10 (a second portal on a copy of the database, measured in
    alternation with the first).
 
-Usage: ``/work/main/.venv/bin/python bench/run.py [--seconds 5] [--json out]``
+Usage: ``.venv/bin/python bench/run.py [--seconds 5] [--json out]``
 """
 
 from __future__ import annotations
