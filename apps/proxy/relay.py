@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import ssl
 from collections import deque
@@ -38,6 +39,9 @@ from apps.policies.snapshot import AppSpec
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_LINE = 65536
 MAX_HEADERS = 200
 
@@ -198,12 +202,12 @@ class UpstreamResponse:
                 line = rfile.readline(MAX_LINE)
                 if not line.endswith(b"\n"):
                     raise _BadResponse("broken chunk header")
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _BadResponse("broken chunk size") from None
-                if size < 0:
+                size_text = line.split(b";", 1)[0].strip()
+                # int(..., 16) would also take "0x10", "-1" or "1_0"; two
+                # readers must never disagree on where a chunk ends.
+                if not _HEX_RE.fullmatch(size_text):
                     raise _BadResponse("broken chunk size")
+                size = int(size_text, 16)
                 if size == 0:
                     _read_headers(rfile)  # trailers are dropped
                     break
@@ -234,9 +238,14 @@ def _read_headers(rfile: Any) -> list[tuple[str, str]]:
         if line[:1] in (b" ", b"\t"):
             raise _BadResponse("obsolete header folding")
         name, sep, value = line.decode("latin-1").partition(":")
-        if not sep or not name or name != name.strip():
+        if not sep or not _TOKEN_RE.fullmatch(name):
             raise _BadResponse("malformed header line")
-        headers.append((name, value.strip()))
+        value = value.strip()
+        if _CTL_RE.search(value):
+            # A bare CR or other control byte would let an upstream inject
+            # a header or split the answer the client reads.
+            raise _BadResponse("control character in a header value")
+        headers.append((name, value))
 
 
 def _read_head(
@@ -286,6 +295,11 @@ def _read_head(
     if status in (204, 304):
         return status, reason, headers, "none", 0, keep_alive
     if encodings:
+        # The body is relayed de-chunked and re-framed by our server, so a
+        # Content-Length beside Transfer-Encoding must not reach the client;
+        # a message with both is also not trusted for reuse.
+        headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        keep_alive = keep_alive and not lengths
         if encodings.rsplit(",", 1)[-1].strip() == "chunked":
             return status, reason, headers, "chunked", 0, keep_alive
         return status, reason, headers, "close", 0, False

@@ -502,6 +502,28 @@ def scripted_app(live_db, scripted):  # type: ignore[no-untyped-def]
         (b"HTTP/1.1 2000 OK\r\n\r\n", 502, None),
         (b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", 502, None),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 200, None),
+        # Chunk sizes Python's int() would take but HTTP does not.
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+            200,
+            None,
+        ),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n\r\n", 200, None),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n"
+            + b"a" * 10
+            + b"\r\n0\r\n\r\n",
+            200,
+            None,
+        ),
+        # A bare CR or NUL inside a header value could split the client's answer.
+        (
+            b"HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: evil=1\r\nContent-Length: 0\r\n\r\n",
+            502,
+            None,
+        ),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n", 502, None),
+        (b"HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 0\r\n\r\n", 502, None),
         (b"", 502, None),
     ],
 )
@@ -522,6 +544,19 @@ def test_relay_upstream_framing_read_or_refused(
         assert resp.body == body
     else:
         assert resp.json()["error"] == "upstream_unavailable"
+
+
+def test_relay_chunked_with_content_length_reaches_client_without_it(
+    portal, scripted, scripted_app
+):  # type: ignore[no-untyped-def]
+    scripted.answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    resp = portal.request("GET", "/", host="scripted.localhost", headers=scripted_app)
+    assert resp.status == 200
+    assert resp.body == b"hello"
+    assert resp.header("Content-Length") in (None, "5")
 
 
 def test_relay_upstream_connections_reused(portal, scripted, scripted_app):  # type: ignore[no-untyped-def]
