@@ -373,6 +373,9 @@ class ProxyHandler:
             upstream_target += "?" + target.query
 
         body, chunked = _request_body(environ, headers)
+        if body is not None:
+            # See relay_request: a connection that carried a body is closed.
+            headers["Connection"] = "close"
         upstream_started = time.perf_counter()
         try:
             response = relay_request(

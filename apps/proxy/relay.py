@@ -25,6 +25,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_LINE = 65536
 MAX_HEADERS = 200
+MAX_INTERIM = 10
 
 
 class UpstreamError(Exception):
@@ -83,6 +85,30 @@ class _Connection:
             self.rfile.close()
         finally:
             self.sock.close()
+
+    def is_clean(self) -> bool:
+        """True when no unread byte waits in our buffer or on the socket.
+
+        Bytes an upstream sent beyond the answer it framed (a second answer
+        in the same packet, a body after a 204) would otherwise be read as
+        the answer to the next request on this connection, which may be
+        another user's.
+        """
+        if wait_for_read(self.sock, timeout=0.0):
+            return False
+        try:
+            self.sock.setblocking(False)
+            try:
+                return not self.rfile.peek(1)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return True
+        except OSError:
+            return False
+        finally:
+            try:
+                self.sock.setblocking(True)
+            except OSError:
+                pass
 
 
 @dataclass
@@ -173,7 +199,7 @@ class UpstreamResponse:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if self.keep_alive and self.framing != "close":
+        if self.keep_alive and self.framing != "close" and conn.is_clean():
             self.pool.put(conn)
         else:
             conn.close()
@@ -225,10 +251,36 @@ class UpstreamResponse:
                 yield data
 
 
-def _read_headers(rfile: Any) -> list[tuple[str, str]]:
+def _readline_before(conn: _Connection, deadline: float) -> bytes:
+    """Read one line, giving up at ``deadline`` however slowly bytes come.
+
+    A per-read timeout alone lets an upstream that drips a byte now and then
+    hold the request forever; the head of an answer has one deadline.
+    """
+    rfile = conn.rfile
+    parts: list[bytes] = []
+    size = 0
+    while size < MAX_LINE:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("upstream answer head too slow")
+        conn.sock.settimeout(remaining)
+        data = rfile.peek(1)  # what is buffered, or one read from the socket
+        if not data:
+            break
+        end = data.find(b"\n", 0, MAX_LINE - size)
+        piece = rfile.read1(end + 1 if end >= 0 else min(len(data), MAX_LINE - size))
+        parts.append(piece)
+        size += len(piece)
+        if end >= 0:
+            break
+    return b"".join(parts)
+
+
+def _read_headers(rfile: Any, readline: Any = None) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     while True:
-        line = rfile.readline(MAX_LINE)
+        line = readline() if readline is not None else rfile.readline(MAX_LINE)
         if not line.endswith(b"\n"):
             raise _BadResponse("header line too long or cut short")
         if line in (b"\r\n", b"\n"):
@@ -249,11 +301,13 @@ def _read_headers(rfile: Any) -> list[tuple[str, str]]:
 
 
 def _read_head(
-    conn: _Connection, method: str
+    conn: _Connection, method: str, read_timeout: float
 ) -> tuple[int, str, list[tuple[str, str]], str, int, bool]:
     rfile = conn.rfile
+    deadline = time.monotonic() + read_timeout
+    interim = 0
     while True:
-        line = rfile.readline(MAX_LINE)
+        line = _readline_before(conn, deadline)
         if not line:
             if conn.reused:
                 raise _StaleConnection()
@@ -266,11 +320,14 @@ def _read_head(
             status = int(code_text)
         except ValueError:
             raise _BadResponse("bad status code") from None
-        headers = _read_headers(rfile)
+        headers = _read_headers(rfile, lambda: _readline_before(conn, deadline))
         if status == 101 or status < 100:
             raise _BadResponse("protocol switch or bad status")
         if status >= 200:
             break
+        interim += 1
+        if interim > MAX_INTERIM:
+            raise _BadResponse("too many interim answers")
         # An interim answer (100 Continue, 103 Early Hints); the real one
         # follows on the same connection.
 
@@ -359,7 +416,16 @@ def relay_request(
                 conn = pool.connect(app.connect_timeout)
             conn.sock.settimeout(app.read_timeout)
             _send(conn, method, target, headers, body, chunked)
-            status, reason, out, framing, length, keep = _read_head(conn, method)
+            status, reason, out, framing, length, keep = _read_head(
+                conn, method, app.read_timeout
+            )
+            conn.sock.settimeout(app.read_timeout)  # idle limit for the body
+            if body is not None:
+                # Whether the upstream read the whole body cannot be known;
+                # bytes it left unread would be parsed as the next request
+                # on this connection. A connection that carried a body is
+                # therefore never reused (and the upstream was told so).
+                keep = False
             return UpstreamResponse(
                 pool, conn, status, reason, out, framing, length, keep
             )

@@ -1,0 +1,167 @@
+"""The relay's keep-alive pool never lets one answer or request leak into
+another: upstreams that send more than they framed, that never read request
+bodies, or that drip their answer, each get a bounded, isolated outcome."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.proxy.conftest import API, STANDARD_POLICIES, make_app, token_headers
+
+pytestmark = pytest.mark.e2e
+
+
+class RawUpstream:
+    """Parses request heads only (never bodies) and answers per path.
+
+    ``answers`` maps a path prefix to the raw bytes sent back; every request
+    head it parses is recorded, including any a client smuggled inside a
+    body it never read.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, bytes] = {}
+        self.heads: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _answer_for(self, path: str) -> bytes:
+        for prefix, answer in sorted(self.answers.items(), key=lambda kv: -len(kv[0])):
+            if path.startswith(prefix):
+                return answer
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def _handle(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    text = head.decode("latin-1")
+                    self.heads.append(text)
+                    path = text.split(" ", 2)[1] if " " in text else ""
+                    answer = self._answer_for(path)
+                    if callable(answer):
+                        answer(conn)
+                        return
+                    conn.sendall(answer)
+                    if (
+                        b"Connection: close" in head
+                        or b"connection: close" in head.lower()
+                    ):
+                        return
+            except OSError:
+                return
+
+
+@pytest.fixture(scope="module")
+def raw_upstream():  # type: ignore[no-untyped-def]
+    server = RawUpstream()
+    yield server
+    server.sock.close()
+
+
+@pytest.fixture
+def raw_app(live_db, raw_upstream):  # type: ignore[no-untyped-def]
+    from apps.tokens.service import issue_token
+
+    make_app(
+        "raw",
+        "raw.localhost",
+        f"http://127.0.0.1:{raw_upstream.port}",
+        STANDARD_POLICIES + [("public", "bypass", 1, [("include", "everyone", "")])],
+        path="",
+        read_timeout=1.5,
+    )
+    return token_headers(issue_token("raw-ci"))
+
+
+def test_relay_extra_bytes_after_answer_never_reach_next_request(
+    portal, raw_upstream, raw_app
+):  # type: ignore[no-untyped-def]
+    raw_upstream.answers["/evil"] = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Poison: 1\r\n\r\nPOISONED"
+    )
+    raw_upstream.answers["/204"] = b"HTTP/1.1 204 No Content\r\n\r\nPOISON-VIA-204"
+    for evil in ("/evil", "/204") * 6:
+        first = portal.request("GET", evil, host="raw.localhost", headers=raw_app)
+        assert first.status in (200, 204)
+        victim = portal.request("GET", "/victim", host="raw.localhost", headers=raw_app)
+        assert victim.status == 200
+        assert victim.body == b"ok"
+        assert victim.header("X-Poison") is None
+
+
+def test_relay_unread_request_body_is_never_parsed_as_a_request(
+    portal, raw_upstream, raw_app
+):  # type: ignore[no-untyped-def]
+    smuggled = (
+        b"GET /smuggled HTTP/1.1\r\nHost: x\r\n"
+        b"X-Auth-Request-Email: boss@corp.example\r\n\r\n"
+    )
+    for _ in range(6):
+        resp = portal.request(
+            "GET",
+            "/public-get",
+            host="raw.localhost",
+            headers={"Content-Length": str(len(smuggled))},
+            body=smuggled,
+        )
+        assert resp.status == 200
+        after = portal.request("GET", "/victim", host="raw.localhost", headers=raw_app)
+        assert after.body == b"ok"
+    assert not any(
+        "/smuggled" in head.split("\r\n", 1)[0] for head in raw_upstream.heads
+    )
+
+
+def test_relay_dripping_upstream_head_times_out_with_504(portal, raw_upstream, raw_app):  # type: ignore[no-untyped-def]
+    def drip(conn: socket.socket) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    raw_upstream.answers["/drip"] = drip  # type: ignore[assignment]
+    started = time.monotonic()
+    resp = portal.request(
+        "GET", "/drip", host="raw.localhost", headers={**API, **raw_app}
+    )
+    elapsed = time.monotonic() - started
+    assert resp.status == 504
+    assert resp.json()["error"] == "upstream_timeout"
+    assert elapsed < 4
+
+
+def test_relay_flood_of_interim_answers_is_refused(portal, raw_upstream, raw_app):  # type: ignore[no-untyped-def]
+    raw_upstream.answers["/flood"] = (
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 50
+        + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    resp = portal.request(
+        "GET", "/flood", host="raw.localhost", headers={**API, **raw_app}
+    )
+    assert resp.status == 502
