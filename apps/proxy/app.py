@@ -19,7 +19,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from apps.audit.service import defer_call, defer_event, record_event
-from apps.policies.engine import Decision, Identity, Outcome, evaluate_access
+from apps.policies.engine import Identity, Outcome, evaluate_access
 from apps.policies.snapshot import AppSpec, Snapshot
 from apps.proxy import keys, metrics
 from apps.proxy.auth import BadTokenHeaders, authenticate
@@ -305,24 +305,64 @@ class ProxyHandler:
             _log(environ, app.slug, None, "cors-preflight", 204, None, started)
             start_response("204 No Content", headers)
             return [b""]
-        # Passed upstream bare: no cookies, no credentials, no identity.
-        bare = {
-            k: v
-            for k, v in environ.items()
-            if k not in ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
+        return self.bare_preflight(environ, start_response, app, target, started)
+
+    def bare_preflight(self, environ, start_response, app, target, started):  # type: ignore[no-untyped-def]
+        """Ask the upstream about CORS without letting anything else through.
+
+        The caller is anonymous, so only what a preflight needs goes up (the
+        path, the origin, the requested method and headers; no body, no
+        credentials, no identity) and only the CORS answer comes back: the
+        status and the ``Access-Control-*`` headers, never a body, which could
+        otherwise be any page of the application.
+        """
+        headers = {
+            "Host": app.upstream.host_header,
+            "Origin": environ["HTTP_ORIGIN"],
+            "Access-Control-Request-Method": environ[
+                "HTTP_ACCESS_CONTROL_REQUEST_METHOD"
+            ],
+            "X-Forwarded-Proto": settings.PORTAL.scheme,
+            "Content-Length": "0",
         }
-        return self.relay(
-            bare,
-            start_response,
-            None,
-            app,
-            None,
-            target,
-            None,
-            None,
-            Decision(Outcome.BYPASS, "cors-preflight"),
-            started,
+        wanted = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+        if wanted:
+            headers["Access-Control-Request-Headers"] = wanted
+        path = target.raw_path
+        if app.strip_prefix:
+            path = app.pattern.strip(path)
+        upstream_target = app.upstream.base_path + path
+        if target.query:
+            upstream_target += "?" + target.query
+        upstream_started = time.perf_counter()
+        try:
+            response = relay_request(
+                app, "OPTIONS", upstream_target, headers, None, False
+            )
+        except UpstreamError as exc:
+            _log(environ, app.slug, None, "cors-preflight", exc.status, None, started)
+            return json_answer(
+                start_response,
+                exc.status,
+                {
+                    "error": "upstream_unavailable",
+                    "message": f"{app.name} did not answer.",
+                },
+            )
+        upstream_time = time.perf_counter() - upstream_started
+        response.abandon()
+        kept = [
+            (name, value)
+            for name, value in response.headers
+            if name.lower().startswith("access-control-") or name.lower() == "vary"
+        ]
+        status = response.status
+        _log(environ, app.slug, None, "cors-preflight", status, upstream_time, started)
+        start_response(
+            f"{status} {response.reason or ''}".strip(),
+            [*kept, ("Content-Length", "0"), ("Cache-Control", "no-store")],
         )
+        return [b""]
 
     def relay(
         self,

@@ -260,6 +260,31 @@ def test_relay_preflight_passed_upstream_bare(portal, echo, upstream):  # type: 
     assert seen.header("X-Access-Jwt-Assertion") is None
 
 
+def test_relay_preflight_returns_only_the_cors_answer(portal, echo, upstream):  # type: ignore[no-untyped-def]
+    # The test upstream answers OPTIONS like GET, with a full echo body: an
+    # anonymous preflight must not become a way to read the application.
+    resp = portal.request(
+        "OPTIONS",
+        "/private/page?q=1",
+        host="echo.localhost",
+        headers={
+            **PREFLIGHT,
+            "X-HTTP-Method-Override": "DELETE",
+            "Content-Length": "11",
+        },
+        body=b"hello=world",
+    )
+    assert resp.status == 200
+    assert resp.body == b""
+    assert resp.header("Content-Type") is None
+    seen = upstream.last
+    assert seen.method == "OPTIONS"
+    assert seen.path == "/private/page?q=1"
+    assert seen.body_len == 0
+    assert seen.header("X-HTTP-Method-Override") is None
+    assert seen.header("Access-Control-Request-Method") == "PUT"
+
+
 # Failures --------------------------------------------------------------------
 
 
