@@ -78,6 +78,49 @@ PORTAL_SET = frozenset(
     }
 )
 
+# Header families that upstreams and their frameworks take as identity, the
+# client's address, the original URL or the original scheme.
+TRUSTED_FAMILIES = (
+    "x-auth-request-",
+    "x-forwarded-",
+    "x-original-",
+    "x-webauth-",
+    "x-remote-",
+    "x-authenticated-",
+    "x-proxy-user",
+    "x-grafana-",
+)
+
+# Single headers of the same kind, as various proxies and CDNs name them.
+PORTAL_SET = PORTAL_SET | frozenset(
+    {
+        "x-url-scheme",
+        "front-end-https",
+        "x-host",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-envoy-external-address",
+        "x-scheme",
+        "x-https",
+        "x-client-cert",
+        "x-ssl-client-cert",
+        "ssl-client-cert",
+        "x-user-email",
+        "x-email",
+    }
+)
+
+
+def _family(name: str) -> str:
+    """``x-webauth-user`` -> ``x-webauth-``: the configured header's kin."""
+    head, sep, _ = name.rpartition("-")
+    # "x-user" has no family worth the name: dropping "x-" would drop all.
+    if not head or head == "x":
+        return name
+    return head + sep
+
+
 PORTAL_COOKIES = ("accessportal_session", "accessportal_csrf")
 APP_COOKIE_PREFIX = "accessportal_app"
 
@@ -143,11 +186,13 @@ def client_headers(environ: dict, extra_drop: Iterable[str] = ()) -> dict[str, s
         | {canonical(n) for n in extra_drop}
     )
     drop |= {"host"}
+    families = TRUSTED_FAMILIES + tuple(_family(canonical(n)) for n in extra_drop if n)
     out: dict[str, str] = {}
     for name, value in raw.items():
-        # The whole family, not only the names the portal sets today: an
-        # upstream may read any X-Auth-Request-* header as identity.
-        if name in drop or name.startswith("x-auth-request-"):
+        # Whole families, not only the names the portal sets today: an
+        # upstream may read any X-Auth-Request-* or X-Forwarded-* header, and
+        # Grafana maps X-WEBAUTH-EMAIL/-ROLE/-GROUPS beside X-WEBAUTH-USER.
+        if name in drop or name.startswith(families):
             continue
         if name == "cookie":
             value = strip_portal_cookies(value)

@@ -17,11 +17,13 @@ browser sends them, and each is a known way to make two parsers disagree.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 _BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 class BadPath(ValueError):
@@ -60,6 +62,21 @@ def raw_target_from_environ(environ: dict) -> str:
     return path + ("?" + query if query else "")
 
 
+def _looks_like_dots(segment: str) -> bool:
+    """'.' or '..' as any upstream might read it.
+
+    Servers differ in what they trim or fold before resolving dot segments:
+    trailing spaces (Windows), Unicode compatibility forms such as fullwidth
+    dots, or whatever follows a '?' or '#' that they decode before splitting.
+    """
+    folded = unicodedata.normalize("NFKC", segment)
+    for candidate in (segment, folded):
+        head = re.split(r"[?#;]", candidate, maxsplit=1)[0]
+        if head.strip() in {".", ".."} or head.rstrip(" .\u00a0\t") == "" and head:
+            return True
+    return False
+
+
 def _decode_segment(segment: str) -> str:
     try:
         return unquote_to_bytes(segment.encode("latin-1")).decode("utf-8")
@@ -89,10 +106,14 @@ def parse_target(raw: str) -> Target:
         raise BadPath("the path is not valid UTF-8") from None
     if _CONTROL_RE.search(decoded):
         raise BadPath("the path contains encoded control characters")
+    if _ESCAPE_RE.search(decoded):
+        # A second round of decoding (which some upstreams and frameworks
+        # do) would turn %252e%252e into '..' after every check here.
+        raise BadPath("the path is percent-encoded twice")
     liberal: list[str] = []
     for piece in re.split(r"[/\\]", decoded):
         segment = piece.split(";", 1)[0]
-        if segment in {".", ".."} or piece in {".", ".."}:
+        if _looks_like_dots(piece) or _looks_like_dots(segment):
             raise BadPath("dot segments ('.' or '..') are not allowed in the path")
         if segment:
             liberal.append(segment)

@@ -82,6 +82,21 @@ REFUSED = [
     "/api/1/envelope/%0d%0aX-Injected:%201",
     "/api/1/envelope/\r\nX: y",
     "/adm%69n",
+    # double-encoded dots and separators
+    "/api/1/envelope/%252e%252e/%252e%252e/admin",
+    "/api/1/envelope/%25%32%65%25%32%65/x",
+    "/api/1/envelope/%252E%252E%252Fadmin",
+    "/api/1/envelope/%255c..%255cadmin",
+    # dots as lenient servers read them: trailing space, NBSP, fullwidth
+    "/api/1/envelope/..%20/..%20/admin",
+    "/api/1/envelope/..%C2%A0/admin",
+    "/api/1/envelope/%EF%BC%8E%EF%BC%8E/admin",
+    "/api/1/envelope/..%2e/admin",
+    "/api/1/envelope/...%20/admin",
+    # dots before a '?' or '#' that a server decodes before splitting
+    "/api/1/envelope/..%3f/admin",
+    "/api/1/envelope/..%23/admin",
+    "/api/1/envelope/..%3B/admin",
     "/admin/..",
     "/x/../admin",
     "api/1/envelope/",
@@ -110,6 +125,9 @@ ROUTED = [
     ("/caf%C3%A9", "rest"),
     ("/a%20b", "rest"),
     ("/search?q=../../admin", "rest"),
+    ("/search?q=%252e%252e", "rest"),  # the query is data, not a path
+    ("/a.b/c..d/.e", "rest"),
+    ("/api/1/envelope/v1.2", "envelope"),
 ]
 
 

@@ -152,3 +152,47 @@ def test_response_headers_hop_and_connection_named_dropped():  # type: ignore[no
         ("Set-Cookie", "b=2"),
         ("Content-Encoding", "gzip"),
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Webauth-Email",
+        "X-WEBAUTH-ROLE",
+        "X_Webauth_Groups",
+        "X-Grafana-Org-Id",
+        "X-Forwarded-Ssl",
+        "X-Forwarded-Scheme",
+        "X-Url-Scheme",
+        "Front-End-Https",
+        "X-Original-Host",
+        "X-Host",
+        "Cf-Connecting-Ip",
+        "X-Cluster-Client-Ip",
+        "Fastly-Client-Ip",
+        "X-Envoy-External-Address",
+        "X-Authenticated-User",
+        "X-Remote-Email",
+        "X-Proxy-User",
+    ],
+)
+def test_client_headers_trusted_families_never_pass(name):  # type: ignore[no-untyped-def]
+    environ = {f"HTTP_{name.upper().replace('-', '_')}": "boss@corp.example"}
+    out = client_headers(environ, ["X-WEBAUTH-USER"])
+    assert not {k for k in out if k.lower() == name.lower().replace("_", "-")}
+
+
+@pytest.mark.parametrize(
+    ("configured", "other", "passes"),
+    [
+        ("X-User", "X-Request-Id", True),
+        ("X-Custom-Identity", "X-Custom-Role", False),
+        ("Remote-User", "Remote-Groups", False),
+        ("X-Forwarded-User", "X-Forwarded-Trace", False),
+    ],
+)
+def test_client_headers_identity_header_family(configured, other, passes):  # type: ignore[no-untyped-def]
+    environ = {f"HTTP_{other.upper().replace('-', '_')}": "v", "HTTP_ACCEPT": "*/*"}
+    out = client_headers(environ, [configured])
+    assert ("Accept" in out) is True
+    assert any(k.lower() == other.lower() for k in out) is passes
