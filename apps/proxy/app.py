@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
@@ -484,26 +484,41 @@ class ProxyHandler:
         # client steer the redirect to any name it sends.
         public = app.public_origin(host)
         prefix = app.cookie_path.rstrip("/") if app.strip_prefix else ""
-        base = app.upstream.base_path
-        for origin in {
-            app.upstream.origin,
-            app.upstream.origin.replace(":80", "").replace(":443", ""),
-        }:
-            if value.startswith(origin) and value[len(origin) : len(origin) + 1] in (
-                "",
-                "/",
-                "?",
-            ):
-                rest = value[len(origin) :] or "/"
-                if base and rest.startswith(base):
-                    rest = rest[len(base) :] or "/"
-                return public + prefix + rest
+        rest = _upstream_relative(value, app)
+        if rest is not None:
+            return public + prefix + _strip_base(rest, app.upstream.base_path)
         if prefix and value.startswith("/") and not value.startswith("//"):
-            rest = value
-            if base and rest.startswith(base):
-                rest = rest[len(base) :] or "/"
-            return prefix + rest
+            return prefix + _strip_base(value, app.upstream.base_path)
         return value
+
+
+def _upstream_relative(value: str, app: AppSpec) -> str | None:
+    """The path part of ``value`` if it points at the upstream, else None.
+
+    Scheme and host compare case-insensitively, and the port may be left out
+    when it is the scheme's default, as an upstream may write either.
+    """
+    parts = urlsplit(value)
+    up = app.upstream
+    if parts.scheme.lower() != up.scheme or not parts.netloc:
+        return None
+    try:
+        port = parts.port or (443 if up.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if (parts.hostname or "").lower() != up.host.lower() or port != up.port:
+        return None
+    if parts.username is not None:
+        return None
+    rest = value.split(parts.netloc, 1)[1] if parts.netloc in value else ""
+    return rest if rest.startswith(("/", "?")) else "/" + rest
+
+
+def _strip_base(path: str, base: str) -> str:
+    """Remove the upstream's base path, only at a segment boundary."""
+    if base and (path == base or path.startswith((base + "/", base + "?"))):
+        return path[len(base) :] or "/"
+    return path
 
 
 class _Body:

@@ -158,6 +158,8 @@ def test_relay_response_hop_by_hop_dropped(portal, echo, token):  # type: ignore
         ("/relative", "/relative"),
         ("https://elsewhere.example/x", "https://elsewhere.example/x"),
         ("{up}evil.example/x", "{up}evil.example/x"),
+        ("{UP}/upper?x=1", "{pub}/upper?x=1"),
+        ("{up_noport}/default-port", "{up_noport}/default-port"),
     ],
 )
 def test_relay_location_rewritten_to_public_url(
@@ -166,10 +168,16 @@ def test_relay_location_rewritten_to_public_url(
     from urllib.parse import quote
 
     pub = f"http://echo.localhost:{portal.port}"
-    target = to.format(up=upstream.url)
+    values = {
+        "up": upstream.url,
+        "UP": upstream.url.upper(),
+        "up_noport": upstream.url.rsplit(":", 1)[0],  # port 80: another server
+        "pub": pub,
+    }
+    target = to.format(**values)
     resp = _req(portal, token, "GET", f"/__redirect?to={quote(target, safe='')}")
     assert resp.status == 302
-    assert resp.header("Location") == expected.format(up=upstream.url, pub=pub)
+    assert resp.header("Location") == expected.format(**values)
 
 
 def test_relay_location_uses_configured_host_not_request_host(
