@@ -27,7 +27,13 @@ from apps.proxy.clientip import client_ip
 from apps.proxy.headers import canonical, client_headers, response_headers
 from apps.proxy.pages import error, json_answer, page, respond, wants_html
 from apps.proxy.paths import BadPath, parse_target, raw_target_from_environ
-from apps.proxy.relay import CHUNK, UpstreamError, relay_request, stream_body
+from apps.proxy.relay import (
+    CHUNK,
+    ClientBodyError,
+    UpstreamError,
+    relay_request,
+    stream_body,
+)
 from apps.proxy.returnto import sign_return
 
 logger = logging.getLogger(__name__)
@@ -421,6 +427,17 @@ class ProxyHandler:
             response = relay_request(
                 app, method, upstream_target, headers, body, chunked
             )
+        except ClientBodyError as exc:
+            logger.warning("bad request body for %s: %s", app.slug, exc)
+            _log(environ, app.slug, who, "bad-request", 400, None, started)
+            return json_answer(
+                start_response,
+                400,
+                {
+                    "error": "bad_request_body",
+                    "message": "The request body was cut short or badly framed.",
+                },
+            )
         except UpstreamError as exc:
             upstream_time = time.perf_counter() - upstream_started
             status = exc.status
@@ -557,9 +574,18 @@ def _request_body(environ: dict, headers: dict[str, str]) -> tuple[Any, bool]:
     return _read_exact(stream, length), False
 
 
+def _read(stream: Any, size: int) -> bytes:
+    try:
+        return stream.read(size)
+    except Exception as exc:  # noqa: BLE001 - the server's parse errors vary
+        # gunicorn raises its own errors (not OSError) for broken chunked
+        # framing; whatever the server says, the body is unusable.
+        raise ClientBodyError(type(exc).__name__) from exc
+
+
 def _read_all(stream: Any) -> Iterator[bytes]:
     while True:
-        chunk = stream.read(CHUNK)
+        chunk = _read(stream, CHUNK)
         if not chunk:
             return
         yield chunk
@@ -568,9 +594,9 @@ def _read_all(stream: Any) -> Iterator[bytes]:
 def _read_exact(stream: Any, length: int) -> Iterator[bytes]:
     left = length
     while left > 0:
-        chunk = stream.read(min(CHUNK, left))
+        chunk = _read(stream, min(CHUNK, left))
         if not chunk:
-            raise OSError("client closed the request body early")
+            raise ClientBodyError("client closed the request body early")
         left -= len(chunk)
         yield chunk
 

@@ -117,9 +117,11 @@ def _verify(value: str) -> CookieClaims | None:
     if not sep or not payload or not mac:
         return None
     expected = hmac.new(_key(), payload.encode(), hashlib.sha256).digest()
+    # Compared as text: a lenient base64 decoder would accept many spellings
+    # of one MAC (stray characters, other padding), making cookies malleable.
+    if not hmac.compare_digest(mac.encode(), _b64(expected).encode()):
+        return None
     try:
-        if not hmac.compare_digest(_unb64(mac), expected):
-            return None
         fields = json.loads(_unb64(payload))
         app_id, sid, user_id, email, username, orgs, teams, method, iat, exp = fields
         return CookieClaims(

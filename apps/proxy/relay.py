@@ -57,6 +57,10 @@ class UpstreamError(Exception):
         self.reason = reason
 
 
+class ClientBodyError(Exception):
+    """The client's request body broke off or was badly framed."""
+
+
 class _BadResponse(Exception):
     """The upstream's answer is not HTTP we can relay."""
 
@@ -432,6 +436,11 @@ def relay_request(
         except _StaleConnection:
             conn.close()  # type: ignore[union-attr]
             continue
+        except ClientBodyError:
+            # Half a request went up; the connection cannot be reused.
+            if conn is not None:
+                conn.close()
+            raise
         except (BrokenPipeError, ConnectionResetError) as exc:
             if conn is not None:
                 conn.close()

@@ -215,13 +215,25 @@ def _tamper(pair: str, how: str) -> str:
         "swap-payload": "eyJ4IjoxfQ." + mac,
         "garbage": "%%%not-base64%%%.@@@",
         "huge": "A" * 5000 + "." + mac,
+        "mac-suffix": f"{payload}.{mac}!!",
+        "mac-padding": f"{payload}.{mac}==",
     }[how]
     return f"{name}={forged}"
 
 
 @pytest.mark.parametrize(
     "how",
-    ["flip-mac", "truncated", "no-mac", "empty-mac", "swap-payload", "garbage", "huge"],
+    [
+        "flip-mac",
+        "truncated",
+        "no-mac",
+        "empty-mac",
+        "swap-payload",
+        "garbage",
+        "huge",
+        "mac-suffix",
+        "mac-padding",
+    ],
 )
 def test_cookie_forged_is_anonymous(portal, echo, upstream, how):  # type: ignore[no-untyped-def]
     before = len(upstream.requests)

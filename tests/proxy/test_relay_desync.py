@@ -165,3 +165,43 @@ def test_relay_flood_of_interim_answers_is_refused(portal, raw_upstream, raw_app
         "GET", "/flood", host="raw.localhost", headers={**API, **raw_app}
     )
     assert resp.status == 502
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"5\r\nhelloXX\r\n0\r\n\r\n",
+        b"0x5\r\nhello\r\n0\r\n\r\n",
+        b"zz\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhel",
+    ],
+)
+def test_relay_badly_framed_chunked_body_gets_400(
+    portal, raw_upstream, raw_app, chunks
+):  # type: ignore[no-untyped-def]
+    with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\n"
+            + f"Host: raw.localhost:{portal.port}\r\n".encode()
+            + b"Access-Client-Id: "
+            + raw_app["Access-Client-Id"].encode()
+            + b"\r\n"
+            + b"Access-Client-Secret: "
+            + raw_app["Access-Client-Secret"].encode()
+            + b"\r\n"
+            + b"Transfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n"
+            + chunks
+        )
+        if chunks.endswith(b"hel"):
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except OSError:
+                break
+            if not piece:
+                break
+            data += piece
+    status_line = data.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 400"), data[:300]
