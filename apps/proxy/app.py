@@ -21,7 +21,7 @@ from django.conf import settings
 from apps.audit.service import defer_call, defer_event, record_event
 from apps.policies.engine import Identity, Outcome, evaluate_access
 from apps.policies.snapshot import AppSpec, Snapshot
-from apps.proxy import keys, metrics
+from apps.proxy import keys, metrics, state
 from apps.proxy.auth import BadTokenHeaders, authenticate
 from apps.proxy.clientip import client_ip
 from apps.proxy.headers import canonical, client_headers, response_headers
@@ -44,14 +44,14 @@ _token_touched: dict[int, float] = {}
 _token_lock = threading.Lock()
 
 
-def login_url(app: AppSpec, host: str, path: str) -> str:
-    value = sign_return(app.id, host, path)
+def login_url(app: AppSpec, host: str, path: str, nonce: str = "") -> str:
+    value = sign_return(app.id, host, path, nonce)
     return f"{settings.PORTAL_URL}/login/?next={quote(value)}"
 
 
-def switch_url(app: AppSpec, host: str, path: str) -> str:
+def switch_url(app: AppSpec, host: str, path: str, nonce: str = "") -> str:
     """Sign out, then sign in again and come back to this same page."""
-    value = sign_return(app.id, host, path)
+    value = sign_return(app.id, host, path, nonce)
     return f"{settings.PORTAL_URL}/logout/?switch=1&next={quote(value)}"
 
 
@@ -202,7 +202,8 @@ class ProxyHandler:
                 decision,
                 ip_text,
                 started,
-                switch_url=switch_url(app, host, target.raw),
+                host=host,
+                path=target.raw,
             )
         if who.is_service:
             _touch_token(who, app, ip_text)
@@ -221,7 +222,9 @@ class ProxyHandler:
         )
 
     def ask_login(self, environ, start_response, app, host, target, started):  # type: ignore[no-untyped-def]
-        url = login_url(app, host, target.raw)
+        nonce = state.new_nonce()
+        url = login_url(app, host, target.raw, nonce)
+        bind = state.set_cookie_header(app, nonce)
         if wants_html(environ):
             _log(environ, app.slug, None, "login", 302, None, started)
             start_response(
@@ -230,6 +233,7 @@ class ProxyHandler:
                     ("Location", url),
                     ("Cache-Control", "no-store"),
                     ("Content-Length", "0"),
+                    bind,
                 ],
             )
             return [b""]
@@ -238,7 +242,7 @@ class ProxyHandler:
             start_response,
             401,
             {"error": "authentication_required", "login_url": url},
-            [("WWW-Authenticate", 'Bearer realm="accessportal"')],
+            [("WWW-Authenticate", 'Bearer realm="accessportal"'), bind],
         )
 
     def deny(
@@ -250,7 +254,8 @@ class ProxyHandler:
         decision,
         ip_text,
         started,
-        switch_url="",
+        host="",
+        path="/",
     ):  # type: ignore[no-untyped-def]
         defer_event(
             "denied",
@@ -274,12 +279,14 @@ class ProxyHandler:
                     "message": f"{who.display} may not use {app.name}.",
                 },
             )
-        switch = switch_url or f"{settings.PORTAL_URL}/logout/?switch=1"
+        nonce = state.new_nonce()
+        switch = switch_url(app, host or app.hosts[0], path, nonce)
         return page(
             start_response,
             403,
             "errors/denied.html",
             {"who": who.display, "app_name": app.name, "switch_url": switch},
+            [state.set_cookie_header(app, nonce)],
         )
 
     def preflight(self, environ, start_response, app, target, started):  # type: ignore[no-untyped-def]

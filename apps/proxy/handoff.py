@@ -39,6 +39,8 @@ def start_handoff(ret: ReturnTo, facts: dict[str, Any]) -> HttpResponse | None:
             "host": ret.host,
             "path": safe_path(ret.path, app.home_path),
             **facts,
+            # After the facts, so nothing in them can replace the binding.
+            "nonce": ret.nonce,
         },
         timeout=CODE_LIFETIME,
     )

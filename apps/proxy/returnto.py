@@ -25,6 +25,8 @@ class ReturnTo:
     app_id: int
     host: str
     path: str
+    # Ties the sign-in to the browser that started it (see apps.proxy.state).
+    nonce: str = ""
 
 
 def safe_path(raw: str | None, default: str = "/") -> str:
@@ -55,8 +57,11 @@ def safe_path(raw: str | None, default: str = "/") -> str:
     return text
 
 
-def sign_return(app_id: int, host: str, path: str) -> str:
-    return signing.dumps({"a": app_id, "h": host, "p": path}, salt=_SALT, compress=True)
+def sign_return(app_id: int, host: str, path: str, nonce: str = "") -> str:
+    data = {"a": app_id, "h": host, "p": path}
+    if nonce:
+        data["n"] = nonce
+    return signing.dumps(data, salt=_SALT, compress=True)
 
 
 def read_return(value: str | None) -> ReturnTo | None:
@@ -64,6 +69,11 @@ def read_return(value: str | None) -> ReturnTo | None:
         return None
     try:
         data = signing.loads(value, salt=_SALT, max_age=MAX_AGE)
-        return ReturnTo(int(data["a"]), str(data["h"]), safe_path(str(data["p"])))
+        return ReturnTo(
+            int(data["a"]),
+            str(data["h"]),
+            safe_path(str(data["p"])),
+            str(data.get("n", "")),
+        )
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None

@@ -20,7 +20,7 @@ from apps.policies.engine import Outcome, evaluate_access, parse_ip
 from apps.policies.patterns import PatternError, normalise_host
 from apps.policies.snapshot import AppSpec, get_snapshot
 from apps.proxy import metrics as metrics_mod
-from apps.proxy import revocation
+from apps.proxy import revocation, state
 from apps.proxy.auth import BadTokenHeaders, authenticate
 from apps.proxy.clientip import client_ip
 from apps.proxy.cookies import CookieClaims, decode_cookie, encode_cookie
@@ -85,6 +85,17 @@ def authorized(request: HttpRequest) -> HttpResponse:
             "Wrong application",
             "This sign-in link belongs to another application.",
         )
+    nonce = str(data.get("nonce") or "")
+    if nonce and not state.matches(
+        nonce, request.COOKIES.get(state.state_cookie_name(app))
+    ):
+        return _error(
+            request,
+            400,
+            "Sign-in started elsewhere",
+            "This sign-in link was opened in a different browser from the one "
+            "that started signing in. Open the application again here to sign in.",
+        )
     if revocation.is_session_revoked(data["sid"]):
         return _error(
             request, 400, "Signed out", "This session has ended. Sign in again."
@@ -129,6 +140,10 @@ def authorized(request: HttpRequest) -> HttpResponse:
         httponly=True,
         samesite="Lax",
     )
+    if nonce:
+        response.delete_cookie(
+            state.state_cookie_name(app), path=state.STATE_PATH, samesite="Lax"
+        )
     response.headers["Cache-Control"] = "no-store"
     return response
 

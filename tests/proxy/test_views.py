@@ -198,3 +198,66 @@ def test_healthz_checks_database(portal):  # type: ignore[no-untyped-def]
     resp = portal.request("GET", "/healthz", host="localhost")
     assert resp.status == 200
     assert resp.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
+
+
+def _login_flow_code(portal, echo):  # type: ignore[no-untyped-def]
+    """Start signing in like a browser: the proxy's 302 and its state cookie."""
+    from urllib.parse import unquote
+
+    from apps.proxy.returnto import read_return
+
+    resp = portal.request(
+        "GET", "/start?x=1", host="echo.localhost", headers={"Accept": "text/html"}
+    )
+    assert resp.status == 302
+    state_pair = next(
+        c.split(";", 1)[0]
+        for c in resp.header_all("Set-Cookie")
+        if c.startswith("accessportal_app.state.")
+    )
+    assert "path=/.accessportal/authorized" in next(
+        c.lower() for c in resp.header_all("Set-Cookie") if c.startswith(state_pair)
+    )
+    value = unquote(resp.header("Location").split("next=", 1)[1])
+    ret = read_return(value)
+    assert ret is not None and ret.nonce and ret.nonce == state_pair.split("=", 1)[1]
+    redirect = start_handoff(ret, _facts())
+    assert redirect is not None
+    code = parse_qs(urlsplit(redirect["Location"]).query)["code"][0]
+    return code, state_pair
+
+
+def test_handoff_started_in_this_browser_succeeds(portal, echo):  # type: ignore[no-untyped-def]
+    code, state_pair = _login_flow_code(portal, echo)
+    resp = portal.request(
+        "GET",
+        f"/.accessportal/authorized?code={code}",
+        host="echo.localhost",
+        headers={"Cookie": state_pair},
+    )
+    assert resp.status == 302
+    assert resp.header("Location") == "/start?x=1"
+    cookies = resp.header_all("Set-Cookie")
+    assert any(c.startswith("accessportal_app=") for c in cookies)
+    assert any(
+        c.startswith("accessportal_app.state.") and "Max-Age=0" in c for c in cookies
+    )
+
+
+@pytest.mark.parametrize("cookie", [None, "accessportal_app.state.echo=someone-else"])
+def test_handoff_link_opened_in_another_browser_is_refused(portal, echo, cookie):  # type: ignore[no-untyped-def]
+    # Login CSRF: an attacker signs in, stops at the last redirect and sends
+    # the link; the victim's browser lacks the attacker's state cookie.
+    code, _ = _login_flow_code(portal, echo)
+    headers = {"Cookie": cookie} if cookie else {}
+    resp = portal.request(
+        "GET",
+        f"/.accessportal/authorized?code={code}",
+        host="echo.localhost",
+        headers=headers,
+    )
+    assert resp.status == 400
+    assert b"different browser" in resp.body
+    assert not any(
+        c.startswith("accessportal_app=") for c in resp.header_all("Set-Cookie")
+    )
