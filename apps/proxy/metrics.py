@@ -37,13 +37,14 @@ _latency_buckets: dict[str, list[int]] = {}
 _latency_sum: dict[str, float] = defaultdict(float)
 _latency_count: dict[str, int] = defaultdict(int)
 _process_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-_last_publish = 0.0
+_dirty = False
+_publisher: threading.Thread | None = None
 
 
 def observe(
     app: str, status: int, decision: str, upstream_seconds: float | None
 ) -> None:
-    global _last_publish
+    global _dirty
     with _lock:
         _requests[(app, str(status))] += 1
         _decisions[(app, decision)] += 1
@@ -54,15 +55,39 @@ def observe(
                     buckets[i] += 1
             _latency_sum[app] += upstream_seconds
             _latency_count[app] += 1
-        due = time.monotonic() - _last_publish >= PUBLISH_SECONDS
-        if due:
-            _last_publish = time.monotonic()
-    if due:
-        # Off the request path: publishing is a cache write, which in the
-        # embedded set-up is a database write.
-        from apps.audit.service import defer_call
+        _dirty = True
+    if _publisher is None or not _publisher.is_alive():
+        _start_publisher()
 
-        defer_call(publish)
+
+def _start_publisher() -> None:
+    global _publisher
+    with _lock:
+        if _publisher is not None and _publisher.is_alive():
+            return
+        _publisher = threading.Thread(
+            target=_publish_forever, name="metrics-publisher", daemon=True
+        )
+        _publisher.start()
+
+
+def _publish_forever() -> None:
+    """Publish on a timer, off the request path, even when traffic stops.
+
+    Publishing only when a request arrives would leave an idle worker's last
+    counts unpublished for as long as it stays idle.
+    """
+    global _dirty
+    last = time.monotonic()
+    while True:
+        time.sleep(PUBLISH_SECONDS)
+        with _lock:
+            changed, _dirty = _dirty, False
+        # Unchanged totals are refreshed too, before they expire from the
+        # cache, or an idle worker's counts would drop out of the sum.
+        if changed or time.monotonic() - last > STALE_SECONDS / 2:
+            publish()
+            last = time.monotonic()
 
 
 def _snapshot() -> dict:
