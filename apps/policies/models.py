@@ -32,6 +32,57 @@ _DOMAIN_RE = re.compile(
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+# Headers that frame, route or authenticate a request, or that the portal
+# sets itself: an identity value in one of them would change how the request
+# is read or collide with the portal's own.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "content-range",
+        "range",
+        "expect",
+        "cookie",
+        "authorization",
+        "origin",
+        "x-access-jwt-assertion",
+        "cf-access-jwt-assertion",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-uri",
+        "x-forwarded-method",
+        "x-forwarded-server",
+        "x-forwarded-ssl",
+        "x-forwarded-scheme",
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+        "x-original-uri",
+        "x-original-method",
+        "x-rewrite-url",
+        "x-http-method-override",
+    }
+)
+
+
+def reserved_header(name: str) -> bool:
+    """Whether a header may not carry an application's identity value."""
+    from apps.proxy.headers import HOP_BY_HOP, TOKEN_HEADERS
+
+    lowered = name.strip().lower().replace("_", "-")
+    return (
+        lowered in _RESERVED_HEADERS
+        or lowered in HOP_BY_HOP
+        or lowered in TOKEN_HEADERS
+        or lowered.startswith("x-auth-request-")
+    )
+
+
 class Application(models.Model):
     class CorsMode(models.TextChoices):
         UPSTREAM = "upstream", "Pass preflight upstream (bare OPTIONS, no identity)"
@@ -158,14 +209,21 @@ class Application(models.Model):
                 upstream.port  # noqa: B018 - raises on a bad port
             except ValueError:
                 errors.setdefault("upstream", []).append("the upstream port is invalid")
+        if self.identity_header and reserved_header(self.identity_header):
+            errors.setdefault("identity_header", []).append(
+                f"{self.identity_header} is a header the portal or HTTP itself "
+                "controls; choose an application-specific name such as "
+                "X-WEBAUTH-USER"
+            )
         if self.identity_header and not _HEADER_NAME_RE.match(self.identity_header):
             errors.setdefault("identity_header", []).append(
                 "a header name has only letters, digits and '-'"
             )
         if self.session_duration is not None and self.session_duration <= timedelta(0):
             errors.setdefault("session_duration", []).append("must be positive")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            errors.setdefault("read_timeout", []).append("timeouts must be positive")
+        for field in ("connect_timeout", "read_timeout"):
+            if getattr(self, field) is not None and getattr(self, field) <= 0:
+                errors.setdefault(field, []).append("a timeout must be positive")
         for origin in split_hosts(self.cors_origins):
             parts = urlsplit(origin)
             if (
@@ -272,13 +330,45 @@ class Rule(models.Model):
     def clean(self) -> None:
         self.value = normalise_rule_value(self.selector, self.value)
         policy = self.policy if self.policy_id else None
-        if (
-            policy is not None
-            and policy.action == Policy.Action.BYPASS
-            and self.selector not in self.BYPASS_SELECTORS
-        ):
+        if policy is not None:
+            check_action_selector(policy.action, self.kind, self.selector)
+
+
+TOKEN_SELECTORS = {Rule.Selector.SERVICE_TOKEN, Rule.Selector.ANY_SERVICE_TOKEN}
+
+
+def check_action_selector(action: str, kind: str, selector: str) -> None:
+    """Refuse rules that a policy of this action could never use.
+
+    Anonymous traffic passes bypass policies, so only address rules make
+    sense there; tokens are admitted only by service_auth policies, so token
+    rules anywhere else, or member rules in a service_auth policy, would be
+    accepted and then silently never match.
+    """
+    if action == Policy.Action.BYPASS and selector not in Rule.BYPASS_SELECTORS:
+        raise ValidationError(
+            {"selector": "a bypass policy may use only 'everyone' and 'ip_range'"}
+        )
+    if (
+        action in (Policy.Action.ALLOW, Policy.Action.BLOCK)
+        and selector in TOKEN_SELECTORS
+    ):
+        raise ValidationError(
+            {
+                "selector": "service tokens are admitted only by service_auth "
+                "policies; move this rule to one"
+            }
+        )
+    if action == Policy.Action.SERVICE_AUTH:
+        allowed = TOKEN_SELECTORS | {Rule.Selector.IP_RANGE}
+        if kind == Rule.Kind.INCLUDE:
+            allowed = TOKEN_SELECTORS
+        if selector not in allowed:
             raise ValidationError(
-                {"selector": "a bypass policy may use only 'everyone' and 'ip_range'"}
+                {
+                    "selector": "a service_auth policy includes service_token or "
+                    "any_service_token, and may require or exclude ip_range"
+                }
             )
 
 

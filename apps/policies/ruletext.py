@@ -12,7 +12,12 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 
-from apps.policies.models import Policy, Rule, normalise_rule_value
+from apps.policies.models import (
+    Policy,
+    Rule,
+    check_action_selector,
+    normalise_rule_value,
+)
 
 RuleTuple = tuple[str, str, str]
 
@@ -24,10 +29,7 @@ def check_rule(action: str, kind: str, selector: str, value: str | None) -> str:
             {"kind": f"unknown rule kind {kind!r} (include, require or exclude)"}
         )
     normalised = normalise_rule_value(selector, value)
-    if action == Policy.Action.BYPASS and selector not in Rule.BYPASS_SELECTORS:
-        raise ValidationError(
-            {"selector": "a bypass policy may use only 'everyone' and 'ip_range'"}
-        )
+    check_action_selector(action, kind, selector)
     return normalised
 
 

@@ -132,7 +132,6 @@ def test_rule_clean_bad_value_rejected(
         ("github_team", "Acme/Ops", "acme/ops"),
         ("login_method", "GitHub", "github"),
         ("everyone", "", ""),
-        ("any_service_token", "true", ""),
     ],
 )
 def test_rule_clean_good_value_normalised(
@@ -169,6 +168,37 @@ def test_rule_clean_bypass_only_everyone_and_ip(
         assert "selector" in caught.value.message_dict
 
 
+@pytest.mark.parametrize(
+    ("action", "kind", "selector", "value", "is_ok"),
+    [
+        ("allow", "include", "any_service_token", "", False),
+        ("block", "include", "service_token", "ci", False),
+        ("allow", "require", "any_service_token", "", False),
+        ("service_auth", "include", "any_service_token", "true", True),
+        ("service_auth", "include", "service_token", "ci", True),
+        ("service_auth", "require", "ip_range", "10.0.0.0/8", True),
+        ("service_auth", "exclude", "service_token", "old", True),
+        ("service_auth", "include", "everyone", "", False),
+        ("service_auth", "include", "email_domain", "corp.example", False),
+        ("service_auth", "require", "github_org", "acme", False),
+        ("allow", "include", "email", "a@corp.example", True),
+    ],
+)
+def test_rule_clean_selectors_fit_the_policy_action(
+    action: str, kind: str, selector: str, value: str, is_ok: bool
+) -> None:
+    app = make_app()
+    app.save()
+    policy = Policy.objects.create(application=app, name="p", action=action)
+    item = Rule(policy=policy, kind=kind, selector=selector, value=value)
+    if is_ok:
+        item.full_clean()
+    else:
+        with pytest.raises(ValidationError) as caught:
+            item.full_clean()
+        assert "selector" in caught.value.message_dict
+
+
 def test_policy_clean_negative_session_rejected(allow_policy: Policy) -> None:
     allow_policy.session_duration = timedelta(hours=-1)
     assert "session_duration" in error_fields(allow_policy)
@@ -177,3 +207,49 @@ def test_policy_clean_negative_session_rejected(allow_policy: Policy) -> None:
 def test_policy_name_unique_within_application(allow_policy: Policy) -> None:
     twin = Policy(application=allow_policy.application, name="staff", action="block")
     assert "__all__" in error_fields(twin)
+
+
+@pytest.mark.parametrize(
+    ("header", "is_ok"),
+    [
+        ("X-WEBAUTH-USER", True),
+        ("Remote-User", True),
+        ("X-Forwarded-User", True),
+        ("Host", False),
+        ("content-length", False),
+        ("Transfer-Encoding", False),
+        ("Connection", False),
+        ("Cookie", False),
+        ("Authorization", False),
+        ("X-Forwarded-For", False),
+        ("X_Forwarded_Host", False),
+        ("X-Access-Jwt-Assertion", False),
+        ("X-Auth-Request-Email", False),
+        ("Access-Client-Secret", False),
+        ("CF-Access-Client-Id", False),
+    ],
+)
+def test_application_clean_identity_header_not_a_reserved_one(
+    header: str, is_ok: bool
+) -> None:
+    app = make_app()
+    app.identity_header = header
+    try:
+        app.full_clean()
+        fields: set[str] = set()
+    except ValidationError as caught:
+        fields = set(caught.message_dict)
+    assert ("identity_header" not in fields) is is_ok
+
+
+@pytest.mark.parametrize("field", ["connect_timeout", "read_timeout"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_application_clean_timeout_error_names_its_field(
+    field: str, value: float
+) -> None:
+    app = make_app()
+    setattr(app, field, value)
+    fields = error_fields(app)
+    assert field in fields
+    other = {"connect_timeout", "read_timeout"} - {field}
+    assert not other & set(fields)
