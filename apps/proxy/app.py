@@ -487,6 +487,20 @@ class ProxyHandler:
             )
             for n, v in out_headers
         ]
+        origin = environ.get("HTTP_ORIGIN")
+        if app.cors_mode == "portal" and origin and origin in app.cors_origins:
+            # The portal answered the preflight, so it also owns the CORS
+            # headers of the real answer; the browser needs them on both.
+            out_headers = [
+                (n, v)
+                for n, v in out_headers
+                if not n.lower().startswith("access-control-allow-")
+            ]
+            out_headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Vary", "Origin"),
+            ]
         status = response.status
         _log(
             environ,

@@ -247,6 +247,26 @@ def test_relay_preflight_answered_by_portal(portal, live_db, upstream):  # type:
     assert bad.status == 403
     assert bad.header("Access-Control-Allow-Origin") is None
     assert len(upstream.requests) == before
+    from apps.tokens.service import issue_token
+
+    auth = token_headers(issue_token("cors-ci"))
+    real = portal.request(
+        "PUT",
+        "/api",
+        host="cors.localhost",
+        headers={**auth, "Origin": "https://ui.example", "Content-Length": "2"},
+        body=b"{}",
+    )
+    assert real.status == 200
+    assert real.header_all("Access-Control-Allow-Origin") == ["https://ui.example"]
+    assert real.header("Access-Control-Allow-Credentials") == "true"
+    other = portal.request(
+        "GET",
+        "/api",
+        host="cors.localhost",
+        headers={**auth, "Origin": "https://evil.example"},
+    )
+    assert other.header("Access-Control-Allow-Origin") is None
 
 
 def test_relay_preflight_passed_upstream_bare(portal, echo, upstream):  # type: ignore[no-untyped-def]
