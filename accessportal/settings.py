@@ -6,6 +6,7 @@ full list of variables.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -105,9 +106,20 @@ try:
         ).split(",")
         if net.strip()
     ]
+    for _network in METRICS_ALLOWED_NETWORKS:
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise env.ConfigError(
+                f"METRICS_ALLOWED_NETWORKS has {_network!r}, which is not a CIDR range"
+            ) from None
     METRICS_TOKEN = env.get_str("METRICS_TOKEN")
     AUDIT_RETENTION_DAYS = env.get_int("AUDIT_RETENTION_DAYS", 180, minimum=1)
     LOG_LEVEL = (env.get_str("LOG_LEVEL", "INFO") or "INFO").upper()
+    if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise env.ConfigError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
+        )
     PIN_LOGIN_ENABLED = env.get_bool("ACCESSPORTAL_PIN_LOGIN", True)
 except env.ConfigError as error:
     env.fail(error)

@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -56,3 +57,9 @@ def test_prune_audit_days_option() -> None:
     make_event(6)
     assert "Deleted 1 " in run("prune_audit", "--days", "7")
     assert AuditEvent.objects.filter(kind="login").count() == 1
+
+
+@pytest.mark.parametrize("days", ["0", "-3"])
+def test_prune_audit_days_below_one_refused(days: str) -> None:
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("prune_audit", "--days", days, stdout=StringIO())

@@ -110,6 +110,16 @@ def test_enroll_totp_prints_uri_and_backup_codes(
     assert AuditEvent.objects.filter(kind="totp_enrolled").exists()
 
 
+def test_enroll_totp_second_device_needs_replace(staff_user: Any) -> None:
+    first = enroll("root")
+    with pytest.raises(CommandError, match="--replace"):
+        enroll("root")
+    assert TOTPDevice.objects.filter(user=staff_user).count() == 1
+    second = enroll("root", "--replace")
+    assert TOTPDevice.objects.filter(user=staff_user).count() == 1
+    assert first != second
+
+
 def test_enroll_totp_unknown_user_fails(db: Any) -> None:
     with pytest.raises(CommandError, match="no user named"):
         enroll("nobody")

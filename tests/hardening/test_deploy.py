@@ -66,6 +66,15 @@ def test_check_deploy_production_settings_are_clean(tmp_path):
         ({"SECRET_KEY": "s" * 40, "TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT"),
         ({"SECRET_KEY": "s" * 40, "ACCESSPORTAL_DEMO": "maybe"}, "ACCESSPORTAL_DEMO"),
         ({"SECRET_KEY": "s" * 40, "EMAIL_PORT": "smtp"}, "EMAIL_PORT"),
+        (
+            {"SECRET_KEY": "s" * 40, "METRICS_ALLOWED_NETWORKS": "10.0.0/8"},
+            "METRICS_ALLOWED_NETWORKS",
+        ),
+        (
+            {"SECRET_KEY": "s" * 40, "METRICS_ALLOWED_NETWORKS": "garbage"},
+            "METRICS_ALLOWED_NETWORKS",
+        ),
+        ({"SECRET_KEY": "s" * 40, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
 )
 def test_settings_bad_value_stops_startup_naming_variable(overrides, variable):

@@ -20,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = options["days"] or settings.AUDIT_RETENTION_DAYS
+        days = options["days"]
+        if days is None:
+            days = settings.AUDIT_RETENTION_DAYS
         if days < 1:
             raise CommandError("--days must be at least 1")
         cutoff = timezone.now() - timedelta(days=days)

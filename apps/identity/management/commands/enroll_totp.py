@@ -42,6 +42,12 @@ class Command(BaseCommand):
         if options["replace"]:
             TOTPDevice.objects.filter(user=user).delete()
             StaticDevice.objects.filter(user=user).delete()
+        elif TOTPDevice.objects.filter(user=user).exists():
+            # A second device would silently leave the first one valid.
+            raise CommandError(
+                f"{user.get_username()} already has an authenticator; run again "
+                "with --replace to swap it (the old one stops working)"
+            )
         device = TOTPDevice.objects.create(
             user=user, name="authenticator", confirmed=True
         )

@@ -41,6 +41,10 @@ class Command(BaseCommand):
                 "upstream": options["upstream"],
             },
         )
+        if not created and app.upstream != options["upstream"]:
+            app.upstream = options["upstream"]  # the demo upstream moved port
+            app.full_clean()
+            app.save()
         if created:
             app.full_clean()
             app.save()
