@@ -77,7 +77,12 @@ class ServiceTokenAdmin(AuditedAdmin):
         "created_at",
         "created_by",
     ]
+    # The name is what service_token rules match, so renaming a token would
+    # silently change which policies admit it; expiry is set when issuing.
+    # Both stay as issued (issue a new token, or rotate, instead).
     readonly_fields = [
+        "name",
+        "expires_at",
         "client_id",
         "revoked_at",
         "previous_valid_until",

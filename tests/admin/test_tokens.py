@@ -132,8 +132,10 @@ def test_token_change_name_audited(staff_client: Client) -> None:
         },
     )
     assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.name == "old-name"  # names stay as issued; see the admin
     event = AuditEvent.objects.get(kind="admin_change")
-    assert event.detail["object"] == "new-name"
+    assert event.detail["object"] == "old-name"
 
 
 def test_token_delete_revokes_at_once_and_audits(staff_client: Client) -> None:
@@ -147,3 +149,16 @@ def test_token_delete_revokes_at_once_and_audits(staff_client: Client) -> None:
     assert not ServiceToken.objects.exists()
     assert is_token_revoked(token.pk)
     assert AuditEvent.objects.get(kind="admin_delete").detail["object"] == "gone"
+
+
+def test_token_change_form_cannot_rename_or_extend(staff_client: Client) -> None:
+    issued = issue_token("deploy-bot")
+    url = reverse("admin:tokens_servicetoken_change", args=[issued.token.pk])
+    assert staff_client.get(url).status_code == 200
+    staff_client.post(
+        url,
+        {"name": "other-bot", "expires_at_0": "2300-01-01", "expires_at_1": "00:00:00"},
+    )
+    issued.token.refresh_from_db()
+    assert issued.token.name == "deploy-bot"
+    assert issued.token.expires_at.year < 2300
