@@ -2,34 +2,19 @@
 
 import pytest
 
-from apps.policies.engine import PolicySet
 from apps.policies.patterns import parse_pattern
-from apps.policies.snapshot import AppSpec, Snapshot, Upstream
+from apps.policies.snapshot import AppSpec, Snapshot
 from apps.proxy.paths import BadPath, parse_target
+from tests.support.apps import app_spec
 
 
 def _app(app_id: int, slug: str, path: str) -> AppSpec:
-    from datetime import timedelta
-
-    return AppSpec(
+    return app_spec(
         id=app_id,
         slug=slug,
         name=slug,
         hosts=("s.localhost",),
         pattern=parse_pattern(path),
-        upstream=Upstream("http", "127.0.0.1", 9, ""),
-        strip_prefix=False,
-        preserve_host=False,
-        session_duration=timedelta(hours=1),
-        audience=slug,
-        identity_header="",
-        launcher=True,
-        ca_bundle="",
-        connect_timeout=1,
-        read_timeout=1,
-        cors_mode="upstream",
-        cors_origins=frozenset(),
-        policies=PolicySet(),
     )
 
 

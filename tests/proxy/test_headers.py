@@ -216,35 +216,21 @@ def test_client_headers_identity_header_family(configured, other, passes):  # ty
 )
 def test_rewrite_location_maps_only_the_upstream_origin(location, expected, settings):  # type: ignore[no-untyped-def]
     import os
-    from datetime import timedelta
 
     from accessportal.env import get_portal_url
-    from apps.policies.engine import PolicySet
     from apps.policies.patterns import parse_pattern
-    from apps.policies.snapshot import AppSpec, Upstream
+    from apps.policies.snapshot import Upstream
     from apps.proxy.app import proxy
+    from tests.support.apps import app_spec
 
     os.environ["_TEST_PORTAL"] = "https://access.example"
     settings.PORTAL = get_portal_url("_TEST_PORTAL", "https://access.example")
-    app = AppSpec(
-        id=1,
+    app = app_spec(
         slug="tools",
-        name="Tools",
         hosts=("tools.example",),
         pattern=parse_pattern("/tools"),
         upstream=Upstream("http", "10.0.0.5", 8080, "/base"),
         strip_prefix=True,
-        preserve_host=False,
-        session_duration=timedelta(hours=1),
-        audience="tools",
-        identity_header="",
-        launcher=True,
-        ca_bundle="",
-        connect_timeout=1,
-        read_timeout=1,
-        cors_mode="upstream",
-        cors_origins=frozenset(),
-        policies=PolicySet(),
         cookie_path="/tools",
     )
     assert proxy.rewrite_location(location, app, "tools.example") == expected

@@ -14,6 +14,7 @@ import pytest
 
 from tests.proxy.conftest import API, HTML, STANDARD_POLICIES, make_app, token_headers
 from tests.support.portal import free_port
+from tests.support.raw_upstream import RawUpstream
 from tests.support.upstream import UpstreamServer
 
 pytestmark = pytest.mark.e2e
@@ -461,52 +462,11 @@ def test_relay_tls_upstream_verified_with_app_ca(portal, live_db, tls_upstream):
 # Upstream answers the relay's own HTTP client must read (or refuse) ---------
 
 
-class ScriptedUpstream:
-    """Answers every request on a connection with the same raw bytes."""
-
-    def __init__(self) -> None:
-        self.answer = b""
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                _, _, buffer = buffer.partition(b"\r\n\r\n")
-                answer = self.answer
-                conn.sendall(answer)
-                if (
-                    b"Connection: close" in answer
-                    or b"Content-Length" not in answer
-                    and b"chunked" not in answer
-                ):
-                    return
-
-
 @pytest.fixture(scope="module")
 def scripted():  # type: ignore[no-untyped-def]
-    server = ScriptedUpstream()
+    server = RawUpstream()
     yield server
-    server.sock.close()
+    server.close()
 
 
 @pytest.fixture

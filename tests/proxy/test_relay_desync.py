@@ -5,80 +5,21 @@ bodies, or that drip their answer, each get a bounded, isolated outcome."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
 
 from tests.proxy.conftest import API, STANDARD_POLICIES, make_app, token_headers
+from tests.support.raw_upstream import RawUpstream
 
 pytestmark = pytest.mark.e2e
-
-
-class RawUpstream:
-    """Parses request heads only (never bodies) and answers per path.
-
-    ``answers`` maps a path prefix to the raw bytes sent back; every request
-    head it parses is recorded, including any a client smuggled inside a
-    body it never read.
-    """
-
-    def __init__(self) -> None:
-        self.answers: dict[str, bytes] = {}
-        self.heads: list[str] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _answer_for(self, path: str) -> bytes:
-        for prefix, answer in sorted(self.answers.items(), key=lambda kv: -len(kv[0])):
-            if path.startswith(prefix):
-                return answer
-        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-    def _handle(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            try:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buffer += data
-                    head, _, buffer = buffer.partition(b"\r\n\r\n")
-                    text = head.decode("latin-1")
-                    self.heads.append(text)
-                    path = text.split(" ", 2)[1] if " " in text else ""
-                    answer = self._answer_for(path)
-                    if callable(answer):
-                        answer(conn)
-                        return
-                    conn.sendall(answer)
-                    if (
-                        b"Connection: close" in head
-                        or b"connection: close" in head.lower()
-                    ):
-                        return
-            except OSError:
-                return
 
 
 @pytest.fixture(scope="module")
 def raw_upstream():  # type: ignore[no-untyped-def]
     server = RawUpstream()
     yield server
-    server.sock.close()
+    server.close()
 
 
 @pytest.fixture

@@ -38,3 +38,33 @@ def make_app(
             rule.full_clean()
             rule.save()
     return app
+
+
+def app_spec(**overrides: Any) -> Any:
+    """An in-memory ``AppSpec`` (no database), for unit tests of routing."""
+    from apps.policies.engine import PolicySet
+    from apps.policies.patterns import parse_pattern
+    from apps.policies.snapshot import AppSpec, Upstream
+
+    fields: dict[str, Any] = {
+        "id": 1,
+        "slug": "app",
+        "name": "App",
+        "hosts": ("app.localhost",),
+        "pattern": parse_pattern("/"),
+        "upstream": Upstream("http", "127.0.0.1", 9, ""),
+        "strip_prefix": False,
+        "preserve_host": False,
+        "session_duration": timedelta(hours=1),
+        "audience": "app",
+        "identity_header": "",
+        "launcher": True,
+        "ca_bundle": "",
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "cors_mode": "upstream",
+        "cors_origins": frozenset(),
+        "policies": PolicySet(),
+    }
+    fields.update(overrides)
+    return AppSpec(**fields)
