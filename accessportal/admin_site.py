@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -39,6 +40,12 @@ class PortalOTPAuthenticationForm(OTPAdminAuthenticationForm):
     still wins when the admin picks one.
     """
 
+    otp_error_messages = {
+        **OTPAdminAuthenticationForm.otp_error_messages,
+        "token_required": "Enter the six-digit code from your authenticator "
+        "app, or one of your backup codes.",
+    }
+
     def _chosen_device(self, user: Any) -> Any:
         chosen = super()._chosen_device(user)
         if chosen is not None:
@@ -46,6 +53,14 @@ class PortalOTPAuthenticationForm(OTPAdminAuthenticationForm):
         from django_otp.plugins.otp_static.models import StaticDevice
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
+        if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            # Said plainly instead of django-otp's "select a device", which
+            # the form offers no way to do.
+            raise forms.ValidationError(
+                "This account has no authenticator yet. An operator enrols one "
+                "with: python manage.py enroll_totp USERNAME",
+                code="no_device",
+            )
         token = str(self.cleaned_data.get("otp_token") or "").strip()
         model = TOTPDevice if token.isdigit() else StaticDevice
         return model.objects.filter(user=user, confirmed=True).order_by("id").first()

@@ -172,3 +172,22 @@ def test_admin_login_success_resets_username_counter(
     assert (
         other.post(LOGIN, {"username": "root", "password": PASSWORD}).status_code == 302
     )
+
+
+def test_admin_login_without_enrolled_device_says_how_to_enrol(
+    client: Client, staff_user: Any
+) -> None:
+    form = {"username": "root", "password": PASSWORD, "otp_token": "123456"}
+    page = client.post(LOGIN, form)
+    assert page.status_code == 200
+    assert b"enroll_totp" in page.content
+    assert not page.wsgi_request.user.is_authenticated
+
+
+def test_admin_login_without_code_asks_for_it_plainly(
+    client: Client, staff_user: Any
+) -> None:
+    enroll("root")
+    page = client.post(LOGIN, {"username": "root", "password": PASSWORD})
+    assert page.status_code == 200
+    assert b"six-digit code" in page.content
