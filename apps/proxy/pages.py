@@ -76,7 +76,12 @@ def page(
 ) -> list[bytes]:
     from django.conf import settings
 
-    context = {"demo_mode": settings.DEMO, "status": code, **context}
+    context = {
+        "demo_mode": settings.DEMO,
+        "status": code,
+        "portal_url": settings.PORTAL_URL,
+        **context,
+    }
     body = render_to_string(template, context).encode()
     return respond(start_response, code, body, "text/html; charset=utf-8", extra)
 
