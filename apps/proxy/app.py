@@ -432,7 +432,13 @@ class ProxyHandler:
         upstream_started = time.perf_counter()
         try:
             response = relay_request(
-                app, method, upstream_target, headers, body, chunked
+                app,
+                method,
+                upstream_target,
+                headers,
+                body,
+                chunked,
+                caller=who.sub if who is not None else "anonymous",
             )
         except ClientBodyError as exc:
             logger.warning("bad request body for %s: %s", app.slug, exc)

@@ -15,7 +15,10 @@ answers other than ``101`` are skipped; a ``101 Switching Protocols`` is
 refused with 502 because upgrades are not relayed (WebSocket requests are
 answered 501 before they get here). An idle pooled connection that the
 upstream closed is noticed before reuse, and a request without a body that
-meets such a connection anyway is sent once more on a fresh one.
+meets such a connection anyway is sent once more on a fresh one (GET, HEAD
+and OPTIONS only). Connections are pooled per upstream and per caller, so
+bytes an upstream sends out of turn, too late for any check before reuse to
+see, can confuse only that same caller's later answers.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import re
 import socket
 import ssl
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,6 +49,8 @@ _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_LINE = 65536
 MAX_HEADERS = 200
 MAX_INTERIM = 10
+IDLE_SECONDS = 30.0
+MAX_POOLS = 2048
 
 
 class UpstreamError(Exception):
@@ -137,11 +142,14 @@ class _Pool:
         return _Connection(sock)
 
     def get(self, timeout: float) -> _Connection:
+        now = time.monotonic()
         while self.idle:
-            conn = self.idle.pop()
+            conn, since = self.idle.pop()
             # Readable while idle means the upstream closed it (or sent
             # bytes nobody asked for); either way it cannot carry a request.
-            if wait_for_read(conn.sock, timeout=0.0):
+            # Long-idle connections are dropped too: most servers close them
+            # soon, and a short life narrows what a stray byte could do.
+            if now - since > IDLE_SECONDS or wait_for_read(conn.sock, timeout=0.0):
                 conn.close()
                 continue
             conn.reused = True
@@ -152,18 +160,32 @@ class _Pool:
         if len(self.idle) >= settings.UPSTREAM_POOL_SIZE:
             conn.close()
             return
-        self.idle.append(conn)
+        self.idle.append((conn, time.monotonic()))
+
+    def close_idle(self) -> None:
+        while self.idle:
+            conn, _ = self.idle.pop()
+            conn.close()
 
 
-_pools: dict[tuple[str, str, int, str], _Pool] = {}
+# One pool per upstream *and caller*: an upstream that sends bytes after its
+# framed answer, late enough that no check before reuse can see them, can
+# then only confuse answers meant for the same caller, never hand one
+# member's answer to another member or to anonymous traffic.
+_pools: OrderedDict[tuple[str, str, int, str, str], _Pool] = OrderedDict()
 
 
-def _pool_for(app: AppSpec) -> _Pool:
+def _pool_for(app: AppSpec, caller: str) -> _Pool:
     up = app.upstream
-    key = (up.scheme, up.host, up.port, app.ca_bundle)
+    key = (up.scheme, up.host, up.port, app.ca_bundle, caller)
     pool = _pools.get(key)
-    if pool is None:
-        pool = _pools.setdefault(key, _Pool(up.scheme, up.host, up.port, app.ca_bundle))
+    if pool is not None:
+        _pools.move_to_end(key)
+        return pool
+    pool = _pools.setdefault(key, _Pool(up.scheme, up.host, up.port, app.ca_bundle))
+    while len(_pools) > MAX_POOLS:
+        _, evicted = _pools.popitem(last=False)
+        evicted.close_idle()
     return pool
 
 
@@ -407,11 +429,17 @@ def relay_request(
     headers: dict[str, str],
     body: Iterable[bytes] | None,
     chunked: bool,
+    caller: str = "anonymous",
 ) -> UpstreamResponse:
-    """Send the request; raise ``UpstreamError`` for a 502 or 504 answer."""
-    pool = _pool_for(app)
-    # A request with a body is never sent twice: it may not be repeatable.
-    attempts = 1 if body is not None else 2
+    """Send the request; raise ``UpstreamError`` for a 502 or 504 answer.
+
+    ``caller`` names whose pool of upstream connections to use (a member's
+    or token's id, or "anonymous").
+    """
+    pool = _pool_for(app, caller)
+    # Only a safe, bodiless request is sent again after a stale connection:
+    # a POST or DELETE may have been acted on before the connection broke.
+    attempts = 2 if body is None and method in ("GET", "HEAD", "OPTIONS") else 1
     for attempt in range(attempts):
         conn: _Connection | None = None
         try:

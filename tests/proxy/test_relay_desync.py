@@ -146,3 +146,39 @@ def test_relay_badly_framed_chunked_body_gets_400(
             data += piece
     status_line = data.split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 400"), data[:300]
+
+
+def test_relay_late_upstream_bytes_never_reach_another_caller(
+    portal, live_db, raw_upstream
+):  # type: ignore[no-untyped-def]
+    from apps.tokens.service import issue_token
+
+    make_app("rawtok", "rawtok.localhost", raw_upstream.url, STANDARD_POLICIES)
+    alice = token_headers(issue_token("raw-alice"))
+    bob = token_headers(issue_token("raw-bob"))
+
+    def late(conn: socket.socket) -> None:
+        # A framed answer, then, after the connection is back in the pool
+        # but before the next caller's answer, bytes posing as that answer.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA1")
+        time.sleep(0.15)
+        try:
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Leak: 1\r\n\r\nSECRET"
+            )
+            conn.settimeout(3)
+            while conn.recv(65536):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            return
+
+    raw_upstream.answers["/late"] = late  # type: ignore[assignment]
+    leaked = 0
+    for _ in range(8):
+        # Alice's own later answers may be confused by her upstream's stray
+        # bytes; what matters is that Bob never sees them.
+        portal.request("GET", "/late", host="rawtok.localhost", headers=alice)
+        time.sleep(0.03)
+        victim = portal.request("GET", "/victim", host="rawtok.localhost", headers=bob)
+        leaked += victim.body == b"SECRET" or victim.header("X-Leak") is not None
+    assert leaked == 0
