@@ -24,6 +24,11 @@ from urllib.parse import unquote_to_bytes
 _BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+# Look-alikes of '.', '/' and '\\' that NFKC leaves alone, and invisible
+# characters a server might strip before resolving dot segments.
+_LOOKALIKE_RE = re.compile(
+    "[\u3002\uff61\u2215\u2044\u29f5\u29f8\u29f9\u200b-\u200d\u2060\ufeff\u00ad]"
+)
 
 
 class BadPath(ValueError):
@@ -106,6 +111,14 @@ def parse_target(raw: str) -> Target:
         raise BadPath("the path is not valid UTF-8") from None
     if _CONTROL_RE.search(decoded):
         raise BadPath("the path contains encoded control characters")
+    folded = unicodedata.normalize("NFKC", decoded)
+    if any(folded.count(c) != decoded.count(c) for c in "/\\.?#;%") or (
+        _LOOKALIKE_RE.search(decoded)
+    ):
+        # Fullwidth solidus, one-dot leader and friends become '/' or '.' in
+        # any server that folds Unicode; a bypass must not be judged on one
+        # reading of them while the upstream uses the other.
+        raise BadPath("the path has characters that some servers read as '/' or '.'")
     if _ESCAPE_RE.search(decoded):
         # A second round of decoding (which some upstreams and frameworks
         # do) would turn %252e%252e into '..' after every check here.

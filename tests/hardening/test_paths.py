@@ -76,6 +76,17 @@ REFUSED = [
     "/api/1/envelope/..%20/..%20/admin",
     "/api/1/envelope/..%C2%A0/admin",
     "/api/1/envelope/%EF%BC%8E%EF%BC%8E/admin",
+    # fullwidth and other look-alike separators and dots
+    "/api/1/envelope/%ef%bc%8e%ef%bc%8e%ef%bc%8f%ef%bc%8e%ef%bc%8e%ef%bc%8fadmin",
+    "/api/1/envelope/..%ef%bc%8f..%ef%bc%8fadmin",
+    "/api/1/envelope/%ef%bc%8e%ef%bc%8e%ef%bc%bcadmin",
+    "/api/1/envelope/%ef%bc%8e.%ef%bc%8fadmin",
+    "/api/1/envelope/.%ef%bc%8f",
+    "/api/1/envelope/%e3%80%82%e3%80%82/admin",
+    "/api/1/envelope/..%e2%80%8b/admin",
+    "/api/1/envelope/..%e2%88%95admin",
+    "/api/1/envelope/%e2%80%a4%e2%80%a4/admin",
+    "/api/1/envelope/%ef%b9%a8admin",
     "/api/1/envelope/..%2e/admin",
     "/api/1/envelope/...%20/admin",
     # dots before a '?' or '#' that a server decodes before splitting
@@ -108,6 +119,7 @@ ROUTED = [
     ("/administrator", "rest"),
     ("/", "rest"),
     ("/caf%C3%A9", "rest"),
+    ("/%E6%97%A5%E6%9C%AC", "rest"),  # ordinary non-ASCII text still passes
     ("/a%20b", "rest"),
     ("/search?q=../../admin", "rest"),
     ("/search?q=%252e%252e", "rest"),  # the query is data, not a path
