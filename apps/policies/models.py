@@ -75,12 +75,39 @@ def reserved_header(name: str) -> bool:
     from apps.proxy.headers import HOP_BY_HOP, TOKEN_HEADERS
 
     lowered = name.strip().lower().replace("_", "-")
+    if lowered in _IDENTITY_NAMES:
+        return False
     return (
         lowered in _RESERVED_HEADERS
         or lowered in HOP_BY_HOP
         or lowered in TOKEN_HEADERS
-        or lowered.startswith("x-auth-request-")
+        or lowered.startswith(("x-auth-request-", "x-forwarded", "x-original-"))
+        or lowered in _CLIENT_ADDRESS_HEADERS
     )
+
+
+# Identity headers upstreams commonly read, allowed although their family is
+# otherwise the portal's (X-Forwarded-User is oauth2-proxy's convention).
+_IDENTITY_NAMES = frozenset(
+    {"x-forwarded-user", "x-forwarded-email", "x-forwarded-preferred-username"}
+)
+_CLIENT_ADDRESS_HEADERS = frozenset(
+    {
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+        "client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-originating-ip",
+        "x-proxyuser-ip",
+        "x-http-method",
+        "x-method-override",
+        "front-end-https",
+        "via",
+        "max-forwards",
+    }
+)
 
 
 class Application(models.Model):

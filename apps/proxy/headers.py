@@ -89,6 +89,18 @@ TRUSTED_FAMILIES = (
     "x-authenticated-",
     "x-proxy-user",
     "x-grafana-",
+    # identity headers of other gateways and clouds, which upstreams moved
+    # from them may still trust
+    "cf-access-",
+    "remote-",
+    "x-ms-client-principal",
+    "x-goog-authenticated-",
+    "x-amzn-oidc-",
+    "oidc-claim-",
+    "oidc-access-token",
+    "x-auth-user",
+    "x-token-user-",
+    "x-userinfo",
 )
 
 # Single headers of the same kind, as various proxies and CDNs name them.
@@ -108,6 +120,12 @@ PORTAL_SET = PORTAL_SET | frozenset(
         "ssl-client-cert",
         "x-user-email",
         "x-email",
+        "x-forwarded",
+        "x-originating-ip",
+        "client-ip",
+        "x-proxyuser-ip",
+        "x-real-ip",
+        "x-client-ip",
     }
 )
 

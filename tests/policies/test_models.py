@@ -227,6 +227,13 @@ def test_policy_name_unique_within_application(allow_policy: Policy) -> None:
         ("X-Auth-Request-Email", False),
         ("Access-Client-Secret", False),
         ("CF-Access-Client-Id", False),
+        ("True-Client-IP", False),
+        ("CF-Connecting-IP", False),
+        ("X-Forwarded", False),
+        ("X-Forwarded-Prefix", False),
+        ("X-Original-URL", False),
+        ("Max-Forwards", False),
+        ("X-Forwarded-Email", True),
     ],
 )
 def test_application_clean_identity_header_not_a_reserved_one(
