@@ -228,4 +228,20 @@ def response_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         if name.lower() == "connection":
             named |= {canonical(n) for n in value.split(",") if n.strip()}
     drop = HOP_BY_HOP | named
-    return [(n, v) for n, v in pairs if n.lower() not in drop]
+    return [
+        (n, v)
+        for n, v in pairs
+        if n.lower() not in drop
+        and not (n.lower() == "set-cookie" and _sets_portal_cookie(v))
+    ]
+
+
+def _sets_portal_cookie(value: str) -> bool:
+    """Whether an upstream tries to set one of the portal's own cookies.
+
+    An upstream (or any application sharing the host) could otherwise plant
+    a sign-in state cookie to bind a victim's browser to the attacker's
+    login, or overwrite the application cookie.
+    """
+    name = value.split("=", 1)[0].strip().lower()
+    return name.startswith("accessportal")

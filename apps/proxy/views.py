@@ -86,9 +86,12 @@ def authorized(request: HttpRequest) -> HttpResponse:
             "This sign-in link belongs to another application.",
         )
     nonce = str(data.get("nonce") or "")
-    if nonce and not state.matches(
-        nonce, request.COOKIES.get(state.state_cookie_name(app))
-    ):
+    # read_cookie treats a cookie sent twice as absent: a planted duplicate
+    # must not be able to win over the browser's own.
+    presented = read_cookie(
+        request.META.get("HTTP_COOKIE", ""), state.state_cookie_name(app)
+    )
+    if nonce and not state.matches(nonce, presented):
         return _error(
             request,
             400,

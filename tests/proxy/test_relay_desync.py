@@ -182,3 +182,17 @@ def test_relay_late_upstream_bytes_never_reach_another_caller(
         victim = portal.request("GET", "/victim", host="rawtok.localhost", headers=bob)
         leaked += victim.body == b"SECRET" or victim.header("X-Leak") is not None
     assert leaked == 0
+
+
+def test_relay_upstream_cannot_set_the_portals_cookies(portal, raw_upstream, raw_app):  # type: ignore[no-untyped-def]
+    raw_upstream.answers["/setcookie"] = (
+        b"HTTP/1.1 200 OK\r\n"
+        b"Set-Cookie: accessportal_app.state.raw=FIXED; Path=/.accessportal/authorized\r\n"
+        b"Set-Cookie: accessportal_app=evil; Path=/\r\n"
+        b"Set-Cookie: AccessPortal_Session=x; Path=/\r\n"
+        b"Set-Cookie: sessionid=own; Path=/\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    )
+    resp = portal.request("GET", "/setcookie", host="raw.localhost", headers=raw_app)
+    assert resp.status == 200
+    assert resp.header_all("Set-Cookie") == ["sessionid=own; Path=/"]

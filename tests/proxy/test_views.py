@@ -261,3 +261,15 @@ def test_handoff_link_opened_in_another_browser_is_refused(portal, echo, cookie)
     assert not any(
         c.startswith("accessportal_app=") for c in resp.header_all("Set-Cookie")
     )
+
+
+def test_handoff_planted_duplicate_state_cookie_is_refused(portal, echo):  # type: ignore[no-untyped-def]
+    code, state_pair = _login_flow_code(portal, echo)
+    name = state_pair.split("=", 1)[0]
+    resp = portal.request(
+        "GET",
+        f"/.accessportal/authorized?code={code}",
+        host="echo.localhost",
+        headers={"Cookie": f"{name}=victims-own; {state_pair}"},
+    )
+    assert resp.status == 400
