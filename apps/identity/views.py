@@ -171,14 +171,13 @@ def _pin_page(
     return _form_targets(response, context["next"])
 
 
-_PIN_MESSAGES = {
-    pins.PinCheck.WRONG: "That code is not right. Check the mail and try again.",
-    pins.PinCheck.EXPIRED: "That code has expired. Ask for a new one.",
-    pins.PinCheck.EXHAUSTED: "Too many wrong tries: this code no longer works. "
-    "Ask for a new one.",
-    pins.PinCheck.NO_PIN: "That code is not right, or it was already used. "
-    "Ask for a new one if needed.",
-}
+# One answer for every failure: saying "expired" or "too many tries" only
+# ever happens for an address that was sent a code, so distinct messages
+# would tell a stranger which addresses may sign in.
+_PIN_FAILED = (
+    "That code is not right, has expired, or was already used. Check the "
+    "newest mail, or ask for a new code."
+)
 
 
 @require_POST
@@ -225,9 +224,7 @@ def pin_verify(request: HttpRequest) -> HttpResponse:
             outcome="deny",
             detail={"reason": result.value},
         )
-        return _pin_page(
-            request, email, next_value, status=400, error=_PIN_MESSAGES[result]
-        )
+        return _pin_page(request, email, next_value, status=400, error=_PIN_FAILED)
     user = device.user
     if user.is_staff or user.is_superuser or not user.is_active:
         # A staff account cannot come into being through the member flows;

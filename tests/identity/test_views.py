@@ -11,6 +11,7 @@ from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.identity import pin as pins
+from apps.identity.pin import PinCheck
 from apps.proxy.returnto import sign_return
 
 pytestmark = pytest.mark.django_db
@@ -203,7 +204,9 @@ def test_pin_verify_brute_force_kills_code(
 
     assert statuses == [400] * 5
     assert last.status_code == 400
-    assert b"no longer works" in last.content
+    # The page says what it says for any failure; the audit log has why.
+    last_event = AuditEvent.objects.filter(kind="pin_failed").latest("id")
+    assert last_event.detail["reason"] == PinCheck.EXHAUSTED.value
     assert AuditEvent.objects.filter(kind="pin_failed").count() == 6
     assert all(code not in str(e.detail) for e in AuditEvent.objects.all())
 
@@ -461,3 +464,18 @@ def test_pin_request_stranger_no_member_no_mail(
     assert mail.outbox == []
     assert not get_user_model().objects.exists()
     assert not AuditEvent.objects.filter(kind="pin_sent").exists()
+
+
+def test_pin_verify_failure_reads_the_same_for_any_address(client) -> None:  # type: ignore[no-untyped-def]
+    from apps.identity.views import _PIN_FAILED
+
+    # Whatever the reason (no code ever sent, wrong, expired, spent), the
+    # page says the same, so it cannot tell which addresses may sign in.
+    answers = set()
+    for email in ("stranger@other.example", "someone@corp.example"):
+        resp = client.post(
+            "/login/pin/verify/", {"email": email, "pin": "000000", "next": ""}
+        )
+        assert resp.status_code == 400
+        answers.add(_PIN_FAILED in resp.content.decode())
+    assert answers == {True}
