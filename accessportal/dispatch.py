@@ -155,7 +155,7 @@ class Dispatcher:
         gc.collect()
         gc.freeze()
 
-    def __call__(self, environ: dict, start_response):  # type: ignore[no-untyped-def]
+    def __call__(self, environ: dict, start_response):
         host = request_host(environ)
         if host is None:
             return respond(
@@ -206,7 +206,7 @@ class Dispatcher:
             ".accessportal",
         }
 
-    def _proxy(self, environ, start_response, host, snap, portal=False):  # type: ignore[no-untyped-def]
+    def _proxy(self, environ, start_response, host, snap, portal=False):
         try:
             if portal:
                 from apps.proxy.paths import (
@@ -248,7 +248,7 @@ class Dispatcher:
                 "Try again; if it keeps happening, tell your administrator.",
             )
 
-    def unavailable(self, environ, start_response):  # type: ignore[no-untyped-def]
+    def unavailable(self, environ, start_response):
         return error(
             environ,
             start_response,

@@ -93,7 +93,8 @@ def get_url(name: str, schemes: set[str]) -> str | None:
     if parts.scheme not in schemes or not (parts.hostname or parts.path):
         wanted = ", ".join(sorted(schemes))
         raise ConfigError(
-            f"{name} must be a URL with scheme {wanted}, not a {parts.scheme or 'bare'} value"
+            f"{name} must be a URL with scheme {wanted}, "
+            f"not a {parts.scheme or 'bare'} value"
         )
     return raw
 

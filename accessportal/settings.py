@@ -118,7 +118,8 @@ try:
     LOG_LEVEL = (env.get_str("LOG_LEVEL", "INFO") or "INFO").upper()
     if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise env.ConfigError(
-            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
+            "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+            f"not {LOG_LEVEL!r}"
         )
     PIN_LOGIN_ENABLED = env.get_bool("ACCESSPORTAL_PIN_LOGIN", True)
 except env.ConfigError as error:

@@ -25,6 +25,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from hashlib import sha256
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -151,7 +152,8 @@ def member_for(email: str) -> AbstractBaseUser | None:
         user.set_unusable_password()
         user.save(update_fields=["password"])
         logger.info("member %s created", user.pk)
-    if user.is_staff or user.is_superuser or not user.is_active:  # type: ignore[attr-defined]
+    account: Any = user
+    if account.is_staff or account.is_superuser or not account.is_active:
         return None
     return user
 

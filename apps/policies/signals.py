@@ -10,7 +10,7 @@ from apps.policies.snapshot import bump_version
 from apps.tokens.models import ServiceToken
 
 
-def _changed(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _changed(sender, **kwargs) -> None:
     transaction.on_commit(bump_version)
 
 

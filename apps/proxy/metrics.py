@@ -154,22 +154,20 @@ def render() -> str:
         "# TYPE accessportal_decisions_total counter",
     ]
     for (app, decision), n in sorted(decisions.items()):
-        lines.append(
-            f'accessportal_decisions_total{{app="{_escape(app)}",decision="{decision}"}} {n}'
-        )
+        labels = f'app="{_escape(app)}",decision="{decision}"'
+        lines.append(f"accessportal_decisions_total{{{labels}}} {n}")
     lines += [
-        "# HELP accessportal_upstream_seconds Time until the upstream's response headers.",
+        "# HELP accessportal_upstream_seconds "
+        "Time until the upstream's response headers.",
         "# TYPE accessportal_upstream_seconds histogram",
     ]
     for app, acc in sorted(buckets.items()):
         label = _escape(app)
         for bound, n in zip(BUCKETS, acc, strict=True):
-            lines.append(
-                f'accessportal_upstream_seconds_bucket{{app="{label}",le="{bound}"}} {n}'
-            )
-        lines.append(
-            f'accessportal_upstream_seconds_bucket{{app="{label}",le="+Inf"}} {counts[app]}'
-        )
+            bucket = f'app="{label}",le="{bound}"'
+            lines.append(f"accessportal_upstream_seconds_bucket{{{bucket}}} {n}")
+        bucket = f'app="{label}",le="+Inf"'
+        lines.append(f"accessportal_upstream_seconds_bucket{{{bucket}}} {counts[app]}")
         lines.append(
             f'accessportal_upstream_seconds_sum{{app="{label}"}} {sums[app]:.6f}'
         )

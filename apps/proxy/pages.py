@@ -44,7 +44,7 @@ def status_line(code: int) -> str:
 
 
 def respond(
-    start_response,  # type: ignore[no-untyped-def]
+    start_response,
     code: int,
     body: bytes,
     content_type: str,
@@ -61,14 +61,14 @@ def json_answer(
     start_response,
     code: int,
     payload: dict,
-    extra: Iterable[tuple[str, str]] = (),  # type: ignore[no-untyped-def]
+    extra: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     body = json.dumps(payload).encode()
     return respond(start_response, code, body, "application/json", extra)
 
 
 def page(
-    start_response,  # type: ignore[no-untyped-def]
+    start_response,
     code: int,
     template: str,
     context: dict,
@@ -88,7 +88,7 @@ def page(
 
 def error(
     environ: dict,
-    start_response,  # type: ignore[no-untyped-def]
+    start_response,
     code: int,
     error_code: str,
     title: str,

@@ -18,7 +18,7 @@ from apps.audit.service import record_event
 from apps.identity.sessions import end_session_by_sid
 from apps.policies.engine import Outcome, evaluate_access, parse_ip
 from apps.policies.patterns import PatternError, normalise_host
-from apps.policies.snapshot import AppSpec, get_snapshot
+from apps.policies.snapshot import AppSpec, Snapshot, get_snapshot
 from apps.proxy import metrics as metrics_mod
 from apps.proxy import revocation, state
 from apps.proxy.auth import BadTokenHeaders, authenticate
@@ -151,7 +151,7 @@ def authorized(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _path_on_app(snap, app: AppSpec, host: str, path: str) -> str:  # type: ignore[no-untyped-def]
+def _path_on_app(snap: Snapshot, app: AppSpec, host: str, path: str) -> str:
     try:
         target = parse_target(path)
     except BadPath:
