@@ -14,7 +14,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from apps.audit.adminlog import actor_of, request_ip
+from apps.audit.adminlog import ReadOnlyAdmin, actor_of, request_ip
 from apps.audit.models import AuditEvent
 from apps.audit.service import record_event
 
@@ -83,7 +83,7 @@ class _Echo:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["time", "kind", "actor", "application", "client_ip", "outcome"]
     list_filter = ["kind", "application", ActorFilter, "outcome"]
     search_fields = ["kind", "actor", "application", "client_ip", "outcome"]
@@ -92,15 +92,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = CSV_COLUMNS
     change_list_template = "admin/audit/auditevent/change_list.html"
     list_per_page = 100
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         export = path(

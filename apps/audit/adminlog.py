@@ -86,3 +86,16 @@ class AuditMixin(_Base):  # type: ignore[misc,valid-type]
 
 class AuditedAdmin(AuditMixin, admin.ModelAdmin):
     pass
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A list to read: records the system keeps, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

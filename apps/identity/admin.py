@@ -10,7 +10,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.audit.adminlog import AuditedAdmin, record_admin_event
+from apps.audit.adminlog import AuditedAdmin, ReadOnlyAdmin, record_admin_event
 from apps.identity.models import LoginSession
 from apps.identity.sessions import end_login, revoke_user_sessions
 
@@ -42,7 +42,7 @@ admin.site.register(User, PortalUserAdmin)
 
 
 @admin.register(LoginSession)
-class LoginSessionAdmin(admin.ModelAdmin):
+class LoginSessionAdmin(ReadOnlyAdmin):
     list_display = ["user", "method", "client_ip", "created_at", "ended_at"]
     list_filter = ["method", "ended_at"]
     search_fields = ["user__username", "user__email", "client_ip"]
@@ -51,15 +51,6 @@ class LoginSessionAdmin(admin.ModelAdmin):
     fields = ["user", "method", "client_ip", "created_at", "ended_at"]
     readonly_fields = ["user", "method", "client_ip", "created_at", "ended_at"]
     actions = ["end_selected"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="End the selected sign-ins")
     def end_selected(

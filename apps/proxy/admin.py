@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
-from apps.audit.adminlog import record_admin_event
+from apps.audit.adminlog import ReadOnlyAdmin, record_admin_event
 from apps.proxy.keys import rotate_signing_key
 from apps.proxy.models import SigningKey
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyAdmin):
     # The private key is neither listed nor on any form: only these fields.
     list_display = ["kid", "created_at", "retired_at", "is_current"]
     fields = ["kid", "created_at", "retired_at", "public_jwk"]
@@ -26,15 +24,6 @@ class SigningKeyAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="current")
     def is_current(self, obj: SigningKey) -> bool:
         return obj.retired_at is None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         rotate = path(

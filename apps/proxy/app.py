@@ -26,7 +26,7 @@ from apps.proxy.auth import BadTokenHeaders, authenticate
 from apps.proxy.clientip import client_ip
 from apps.proxy.headers import canonical, client_headers, response_headers
 from apps.proxy.pages import error, json_answer, page, respond, wants_html
-from apps.proxy.paths import BadPath, parse_target, raw_target_from_environ
+from apps.proxy.paths import BadPath, Target, parse_target, raw_target_from_environ
 from apps.proxy.relay import (
     CHUNK,
     ClientBodyError,
@@ -123,7 +123,7 @@ def _touch_token(who: Identity, app: AppSpec, ip: str | None) -> None:
 
 
 class ProxyHandler:
-    def __call__(self, environ: dict, start_response, host: str, snap: Snapshot) -> Any:  # type: ignore[no-untyped-def]
+    def __call__(self, environ: dict, start_response, host: str, snap: Snapshot) -> Any:
         started = time.perf_counter()
         try:
             target = parse_target(raw_target_from_environ(environ))
@@ -157,7 +157,7 @@ class ProxyHandler:
             environ, start_response, host, snap, app, target, started
         )
 
-    def handle_app(self, environ, start_response, host, snap, app, target, started):  # type: ignore[no-untyped-def]
+    def handle_app(self, environ, start_response, host, snap, app, target, started):
         method = environ.get("REQUEST_METHOD", "GET")
         if "websocket" in environ.get("HTTP_UPGRADE", "").lower():
             _log(environ, app.slug, None, "websocket", 501, None, started)
@@ -221,7 +221,7 @@ class ProxyHandler:
             started,
         )
 
-    def ask_login(self, environ, start_response, app, host, target, started):  # type: ignore[no-untyped-def]
+    def ask_login(self, environ, start_response, app, host, target, started):
         nonce = state.new_nonce()
         url = login_url(app, host, target.raw, nonce)
         bind = state.set_cookie_header(app, nonce)
@@ -256,7 +256,7 @@ class ProxyHandler:
         started,
         host="",
         path="/",
-    ):  # type: ignore[no-untyped-def]
+    ):
         defer_event(
             "denied",
             actor=who.display,
@@ -289,7 +289,7 @@ class ProxyHandler:
             [state.set_cookie_header(app, nonce)],
         )
 
-    def preflight(self, environ, start_response, app, target, started):  # type: ignore[no-untyped-def]
+    def preflight(self, environ, start_response, app, target, started):
         origin = environ["HTTP_ORIGIN"]
         if app.cors_mode == "portal":
             if origin not in app.cors_origins:
@@ -320,7 +320,7 @@ class ProxyHandler:
             return [b""]
         return self.bare_preflight(environ, start_response, app, target, started)
 
-    def bare_preflight(self, environ, start_response, app, target, started):  # type: ignore[no-untyped-def]
+    def bare_preflight(self, environ, start_response, app, target, started):
         """Ask the upstream about CORS without letting anything else through.
 
         The caller is anonymous, so only what a preflight needs goes up (the
@@ -341,12 +341,7 @@ class ProxyHandler:
         wanted = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
         if wanted:
             headers["Access-Control-Request-Headers"] = wanted
-        path = target.raw_path
-        if app.strip_prefix:
-            path = app.pattern.strip(path)
-        upstream_target = app.upstream.base_path + path
-        if target.query:
-            upstream_target += "?" + target.query
+        upstream_target = _upstream_target(app, target)
         upstream_started = time.perf_counter()
         try:
             response = relay_request(
@@ -386,7 +381,7 @@ class ProxyHandler:
         host,
         target,
         who,
-        ip_text,  # type: ignore[no-untyped-def]
+        ip_text,
         decision,
         started,
     ):
@@ -418,12 +413,7 @@ class ProxyHandler:
             )
             if who.is_service:
                 headers.pop("X-Auth-Request-Email", None)
-        path = target.raw_path
-        if app.strip_prefix:
-            path = app.pattern.strip(path)
-        upstream_target = app.upstream.base_path + path
-        if target.query or target.raw.endswith("?"):
-            upstream_target += "?" + target.query
+        upstream_target = _upstream_target(app, target)
 
         body, chunked = _request_body(environ, headers)
         if body is not None:
@@ -599,6 +589,17 @@ def _request_body(environ: dict, headers: dict[str, str]) -> tuple[Any, bool]:
         return None, False
     headers["Content-Length"] = str(length)
     return _read_exact(stream, length), False
+
+
+def _upstream_target(app: AppSpec, target: Target) -> str:
+    """The client's raw path and query, on the upstream's base path."""
+    path = target.raw_path
+    if app.strip_prefix:
+        path = app.pattern.strip(path)
+    upstream = app.upstream.base_path + path
+    if target.query or target.raw.endswith("?"):
+        upstream += "?" + target.query
+    return upstream
 
 
 def _read(stream: Any, size: int) -> bytes:
